@@ -1,0 +1,1 @@
+// placeholder: filled in by the shape_ops op group

@@ -1,0 +1,69 @@
+#include "core/backend.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "core/error.h"
+#include "core/storage.h"
+
+namespace colt5 {
+
+namespace {
+
+// Host memory, 64-byte aligned so that vectorised loops and OpenBLAS are happy.
+class CpuBackend final : public Backend {
+public:
+  void* allocate(size_t nbytes, int) override {
+    if (nbytes == 0) return nullptr;
+    const size_t rounded = (nbytes + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, rounded);
+    COLT5_CHECK(p != nullptr, "cpu allocator: out of memory allocating ", nbytes, " bytes");
+    return p;
+  }
+  void deallocate(void* ptr, size_t, int) override { std::free(ptr); }
+  void copy(void* dst, Device, const void* src, Device, size_t nbytes) override {
+    if (nbytes) std::memcpy(dst, src, nbytes);
+  }
+  int device_count() override { return 1; }
+  void synchronize(int) override {}
+};
+
+Backend*& slot(DeviceType t) {
+  static Backend* backends[kNumDeviceTypes] = {nullptr, nullptr};
+  return backends[static_cast<int>(t)];
+}
+
+}  // namespace
+
+void register_backend(DeviceType type, Backend* backend) { slot(type) = backend; }
+
+bool has_backend(DeviceType type) { return type == DeviceType::CPU || slot(type) != nullptr; }
+
+Backend& backend_for(Device device) {
+  if (device.is_cpu()) {
+    static CpuBackend cpu;
+    return cpu;
+  }
+  Backend* b = slot(device.type);
+  COLT5_CHECK(b != nullptr, "device ", device, ": this build of colt5 has no CUDA support "
+              "(configure with -Dcuda=enabled on a machine with the CUDA toolkit)");
+  return *b;
+}
+
+void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes) {
+  if (nbytes == 0) return;
+  // Any copy that touches a GPU is done by the GPU's backend.
+  Backend& b = backend_for(dst_device.is_cuda() ? dst_device : src_device);
+  b.copy(dst, dst_device, src, src_device, nbytes);
+}
+
+Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
+  data_ = backend_for(device).allocate(nbytes, device.index);
+}
+
+Storage::~Storage() {
+  if (data_) backend_for(device_).deallocate(data_, nbytes_, device_.index);
+}
+
+}  // namespace colt5
