@@ -18,16 +18,18 @@ using autograd::Node;
 
 namespace {
 
-std::vector<Node*> topological_order(Node* root) {
+// Owning pointers: releasing one node drops its edges, which may be the last reference to a
+// node later in the order; the list keeps every node alive until backward returns.
+std::vector<std::shared_ptr<Node>> topological_order(const std::shared_ptr<Node>& root) {
   // Post-order DFS gives inputs-before-outputs; reversed, outputs-before-inputs.
-  std::vector<Node*> order;
-  std::unordered_set<Node*> seen{root};
-  std::vector<std::pair<Node*, size_t>> stack{{root, 0}};
+  std::vector<std::shared_ptr<Node>> order;
+  std::unordered_set<Node*> seen{root.get()};
+  std::vector<std::pair<std::shared_ptr<Node>, size_t>> stack{{root, 0}};
   while (!stack.empty()) {
     auto& [node, child] = stack.back();
     if (child < node->next().size()) {
-      Node* next = node->next()[child++].get();
-      if (next && seen.insert(next).second) stack.push_back({next, 0});
+      std::shared_ptr<Node> next = node->next()[child++];
+      if (next && seen.insert(next.get()).second) stack.push_back({std::move(next), 0});
     } else {
       order.push_back(node);
       stack.pop_back();
@@ -55,11 +57,11 @@ void Tensor::backward(const Tensor& grad, bool retain_graph) const {
 
   NoGradGuard no_grad;
   autograd::Edge root = autograd::gradient_edge(*this);
-  std::vector<Node*> order = topological_order(root.get());
+  std::vector<std::shared_ptr<Node>> order = topological_order(root);
   std::unordered_map<Node*, Tensor> pending{{root.get(), seed}};
 
-  for (Node* node : order) {
-    auto it = pending.find(node);
+  for (const auto& node : order) {
+    auto it = pending.find(node.get());
     if (it == pending.end()) continue;  // no gradient reached this node
     Tensor g = it->second;
     pending.erase(it);
@@ -73,7 +75,7 @@ void Tensor::backward(const Tensor& grad, bool retain_graph) const {
     }
   }
   if (!retain_graph)
-    for (Node* node : order) node->release();
+    for (const auto& node : order) node->release();
 }
 
 Tensor& Tensor::requires_grad_(bool on) {

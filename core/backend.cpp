@@ -1,5 +1,6 @@
 #include "core/backend.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -50,6 +51,23 @@ Backend& backend_for(Device device) {
               "(configure with -Dcuda=enabled on a machine with the CUDA toolkit)");
   return *b;
 }
+
+bool cuda_is_available() { return cuda_device_count() > 0; }
+int cuda_device_count() {
+  Backend* b = slot(DeviceType::CUDA);
+  return b ? b->device_count() : 0;
+}
+void synchronize(Device device) { backend_for(device).synchronize(device.index); }
+size_t memory_allocated(Device device) { return backend_for(device).memory_allocated(device.index); }
+size_t max_memory_allocated(Device device) { return backend_for(device).max_memory_allocated(device.index); }
+void reset_peak_memory(Device device) { backend_for(device).reset_peak_memory(device.index); }
+void empty_cache(Device device) { backend_for(device).empty_cache(device.index); }
+
+namespace {
+std::atomic<bool> g_allow_tf32{false};
+}
+void set_allow_tf32(bool on) { g_allow_tf32 = on; }
+bool allow_tf32() { return g_allow_tf32; }
 
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes) {
   if (nbytes == 0) return;

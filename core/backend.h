@@ -19,12 +19,32 @@ public:
   virtual void copy(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes) = 0;
   virtual int device_count() = 0;
   virtual void synchronize(int index) = 0;
+  // Allocator statistics (bytes held by live tensors, and the peak since the last reset) and
+  // cache control; the CPU backend has no cache and reports 0.
+  virtual size_t memory_allocated(int /*index*/) { return 0; }
+  virtual size_t max_memory_allocated(int /*index*/) { return 0; }
+  virtual void reset_peak_memory(int /*index*/) {}
+  virtual void empty_cache(int /*index*/) {}
 };
 
 void register_backend(DeviceType type, Backend* backend);
 // The backend of a device; throws if the build or the machine has none for it.
 Backend& backend_for(Device device);
 bool has_backend(DeviceType type);
+
+// Whether this build has CUDA and the machine at least one GPU (never throws).
+bool cuda_is_available();
+int cuda_device_count();
+void synchronize(Device device);
+size_t memory_allocated(Device device);
+size_t max_memory_allocated(Device device);
+void reset_peak_memory(Device device);
+void empty_cache(Device device);
+
+// TF32 tensor-core math for float32 matrix products on the GPU: off by default (full float32
+// accuracy); turn it on for speed when ~1e-3 relative error in products is acceptable.
+void set_allow_tf32(bool on);
+bool allow_tf32();
 
 // Copy bytes between any two devices (host<->device, device<->device, host<->host).
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes);

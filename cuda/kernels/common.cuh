@@ -1,0 +1,80 @@
+// Shared pieces of the CUDA kernels: tensor geometry passed by value, strided offsets, launch
+// sizes, block reductions, and registration into the dispatch table.
+//
+// Dims legend: a tensor of up to kMaxDims dims is passed as Geom {ndim, size[], stride[]}
+// (elements); offset_of(g, i) maps the row-major linear index i to the storage offset.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "core/dispatch.h"
+#include "core/tensor.h"
+#include "cuda/check.h"
+#include "cuda/context.h"
+
+namespace colt5::cuda {
+
+constexpr int kMaxDims = 8;
+
+struct Geom {
+  int ndim;
+  int64_t size[kMaxDims];
+  int64_t stride[kMaxDims];
+};
+
+// Geometry of t, after merging dims that are contiguous with each other (fewer divisions).
+Geom make_geom(const Tensor& t);
+// Geometry of t as seen with `shape` (t's shape must equal it; strides may be 0).
+Geom make_geom(const Shape& shape, const Shape& strides);
+
+__device__ __forceinline__ int64_t offset_of(const Geom& g, int64_t i) {
+  if (g.ndim == 1) return i * g.stride[0];  // dense or evenly strided: no divisions
+  int64_t off = 0;
+  for (int d = g.ndim - 1; d >= 0; --d) {
+    const int64_t s = g.size[d];
+    off += (i % s) * g.stride[d];
+    i /= s;
+  }
+  return off;
+}
+
+// A grid of `threads`-thread blocks for n elements, used with grid-stride loops.
+inline unsigned grid_for(int64_t n, int threads = 256) {
+  const int64_t blocks = (n + threads - 1) / threads;
+  const int64_t cap = 132 * 32;  // enough resident blocks to fill an H100 several times over
+  return unsigned(blocks < 1 ? 1 : (blocks > cap ? cap : blocks));
+}
+
+// The stream of the device that holds t (sets that device current).
+cudaStream_t stream_for(const Tensor& t);
+
+template <class T> struct AccType { using type = T; };
+template <> struct AccType<float> { using type = double; };  // reductions of float accumulate in double
+template <> struct AccType<int32_t> { using type = int64_t; };
+template <class T> using acc_t = typename AccType<T>::type;
+
+// Sum over a block of blockDim.x threads (a power of two <= 1024); result valid in thread 0.
+// Fixed tree order: deterministic.
+template <class T>
+__device__ T block_sum(T v, T* shared) {
+  const int tid = threadIdx.x;
+  shared[tid] = v;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if (tid < s) shared[tid] += shared[tid + s];
+    __syncthreads();
+  }
+  T r = shared[0];
+  __syncthreads();
+  return r;
+}
+
+}  // namespace colt5::cuda
+
+// Put a CUDA kernel launcher into a dispatch slot at load time.
+#define COLT5_REGISTER_CUDA(SLOT, FN)                                                  \
+  namespace {                                                                         \
+  const bool colt5_registered_##SLOT = (::colt5::kernels::SLOT.set(::colt5::DeviceType::CUDA, &FN), true); \
+  }
