@@ -30,6 +30,18 @@ Geom make_geom(const Shape& shape, const Shape& strides) {
 
 Geom make_geom(const Tensor& t) { return make_geom(t.shape(), t.strides()); }
 
+DeviceCheck::DeviceCheck(const Tensor& like) : buf_(Tensor::empty({2}, DType::Int64, like.device())) {
+  stream_ = stream_for(like);
+  CUDA_CHECK(cudaMemsetAsync(buf_.raw_data(), 0, 2 * sizeof(int64_t), stream_));
+}
+
+void DeviceCheck::throw_if_set(const char* op, const std::string& what) const {
+  unsigned long long host[2] = {0, 0};
+  CUDA_CHECK(cudaMemcpyAsync(host, buf_.raw_data(), sizeof(host), cudaMemcpyDeviceToHost, stream_));
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  if (host[0]) fail(str(op, ": ", what, static_cast<int64_t>(host[1])));
+}
+
 cudaStream_t stream_for(const Tensor& t) {
   const int dev = t.device().index;
   CUDA_CHECK(cudaSetDevice(dev));

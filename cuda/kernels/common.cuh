@@ -71,6 +71,26 @@ __device__ T block_sum(T v, T* shared) {
   return r;
 }
 
+// Device-side argument checks (an index out of range, a bad target): a kernel that finds a
+// bad value calls report(flag, value); after the launch, the launcher calls
+// throw_if_set(op, what), which copies the flag back (one small synchronising copy) and throws
+// colt5::Error naming the op and the first value reported. Integer atomics only.
+class DeviceCheck {
+public:
+  explicit DeviceCheck(const Tensor& like);  // flag storage on like's device, cleared
+  unsigned long long* flag() const { return static_cast<unsigned long long*>(buf_.raw_data()); }
+  // `what` completes the message: "argument 'index' expected values in [0, 7), got ".
+  void throw_if_set(const char* op, const std::string& what) const;
+
+private:
+  Tensor buf_;  // [2] int64: {set, value}
+  cudaStream_t stream_;
+};
+
+__device__ __forceinline__ void report(unsigned long long* flag, int64_t value) {
+  if (atomicCAS(flag, 0ull, 1ull) == 0ull) flag[1] = static_cast<unsigned long long>(value);
+}
+
 }  // namespace colt5::cuda
 
 // Put a CUDA kernel launcher into a dispatch slot at load time.

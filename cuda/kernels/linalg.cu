@@ -1,0 +1,1 @@
+// CUDA kernels of the linalg op group.

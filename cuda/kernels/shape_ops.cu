@@ -1,0 +1,1 @@
+// CUDA kernels of the shape_ops op group.
