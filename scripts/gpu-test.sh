@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Run on the GPU machine, from the repository root, over a build folder made by gpu-build.sh:
+#   scripts/gpu-test.sh [BUILD_DIR=build-gpu] [LOG_DIR=${OUT:-gpu-logs}]
+# 1. the CPU and GPU suites; 2. the GPU suite under compute-sanitizer memcheck (with leak
+# check), racecheck and initcheck. Logs go to LOG_DIR; a summary table is printed last.
+set -uo pipefail
+dir=${1:-build-gpu}
+logs=${2:-${OUT:-gpu-logs}}
+mkdir -p "$logs"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$logs/gpu.txt"
+declare -A rc
+run() {  # name, command...
+  local name=$1; shift
+  local t0=$SECONDS
+  "$@" >"$logs/$name.log" 2>&1
+  rc[$name]=$?
+  echo "$name: exit ${rc[$name]} in $((SECONDS - t0)) s; $(grep -E 'test cases:|ERROR SUMMARY|RACECHECK SUMMARY' "$logs/$name.log" | tail -2 | tr '\n' ' ')"
+}
+run cpu "$dir/tests/colt5_tests"
+run gpu "$dir/tests/colt5_gpu_tests"
+# The sanitizers slow kernels down ~100x: run the op and runtime tests, skip the gradcheck sweep
+# (it runs the same kernels as the forward/backward comparison, thousands of times).
+san="compute-sanitizer --error-exitcode 1"
+filter='--test-case-exclude=*gradcheck*'
+run memcheck $san --tool memcheck --leak-check full "$dir/tests/colt5_gpu_tests" "$filter"
+run racecheck $san --tool racecheck "$dir/tests/colt5_gpu_tests" "$filter"
+run initcheck $san --tool initcheck "$dir/tests/colt5_gpu_tests" "$filter"
+status=0
+for k in "${!rc[@]}"; do [ "${rc[$k]}" = 0 ] || status=1; done
+exit $status
