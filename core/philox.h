@@ -5,7 +5,8 @@
 // Element i of a draw with generator (seed, offset) uses counter = offset + i and key = seed:
 //   uniform: u = (first 32-bit word >> 8) * 2^-24 for float, (53 bits of words 0,1) * 2^-53
 //            for double, in [0, 1);
-//   normal:  Box–Muller on two uniforms from the words (0,1) and (2,3);
+//   normal:  Box–Muller on two uniforms from the words (0,1) and (2,3), with our own log and
+//            cos (below) so that CPU and GPU agree to the bit;
 //   integer: low + (64 bits of words 0,1) mod (high - low).
 #pragma once
 
@@ -49,12 +50,50 @@ COLT5_HD T philox_uniform(uint32_t a, uint32_t b) {
   }
 }
 
+// log and cos for Box–Muller, written with +, -, *, / and explicit fma only: every one of these
+// is correctly rounded (IEEE 754) on the CPU and on the GPU, so both devices compute bit-identical
+// normals (the libraries' own log/cos may differ by an ulp between devices).
+
+// log(u) for u > 0: u = m 2^e with m in [sqrt(1/2), sqrt(2)); log m = 2 atanh(s), s = (m-1)/(m+1),
+// |s| < 0.172, by its odd series to s^23 (truncation < 1e-18).
+COLT5_HD double philox_log(double u) {
+  int e = 0;
+  double m = ::frexp(u, &e);  // u = m 2^e, m in [0.5, 1)
+  if (m < 0.70710678118654752440) {
+    m *= 2.0;
+    e -= 1;
+  }
+  const double s = (m - 1.0) / (m + 1.0), z = s * s;
+  double p = 1.0 / 23.0;
+  for (int k = 21; k >= 1; k -= 2) p = ::fma(p, z, 1.0 / double(k));  // sum z^j / (2j+1)
+  const double log_m = 2.0 * s * p;
+  return ::fma(double(e), 0.69314718055994530942, log_m);
+}
+
+// cos(2 pi t) for t in [0, 1): quadrant q = round(4t), x = 2 pi (t - q/4) in [-pi/4, pi/4], then
+// the Taylor series of sin or cos to x^19 / x^18 (truncation < 1e-17).
+COLT5_HD double philox_cos2pi(double t) {
+  const double q = ::floor(4.0 * t + 0.5);
+  const double x = (t - 0.25 * q) * 6.283185307179586477;
+  const double z = x * x;
+  double c = 1.0, sn = 1.0;
+  for (int k = 18; k >= 2; k -= 2) c = ::fma(-z / double(k * (k - 1)), c, 1.0);  // 1 - z/2 (1 - z/12 (...))
+  for (int k = 19; k >= 3; k -= 2) sn = ::fma(-z / double(k * (k - 1)), sn, 1.0);
+  const double sin_x = x * sn;
+  switch (int(q) & 3) {
+    case 0: return c;
+    case 1: return -sin_x;
+    case 2: return -c;
+    default: return sin_x;
+  }
+}
+
 template <class T>
 COLT5_HD T philox_normal(const Philox4& r) {
   // u1 in (0, 1]: avoid log(0).
   const double u1 = 1.0 - philox_uniform<double>(r.w[0], r.w[1]);
   const double u2 = philox_uniform<double>(r.w[2], r.w[3]);
-  return T(::sqrt(-2.0 * ::log(u1)) * ::cos(6.283185307179586477 * u2));
+  return T(::sqrt(-2.0 * philox_log(u1)) * philox_cos2pi(u2));
 }
 
 }  // namespace colt5
