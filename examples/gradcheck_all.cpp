@@ -191,6 +191,6 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   }
 
-  fmt::print("\n{} ops, {} cases, {} failed ({:.1f} s)\n", ops.size(), selected.size(), failed, total_ms / 1000.0);
+  fmt::print("\n{} ops, {} cases, {} failed ({:.2f} s)\n", ops.size(), selected.size(), failed, total_ms / 1000.0);
   return failed == 0 ? 0 : 1;
 }

@@ -102,6 +102,10 @@ TEST_CASE("index_select and embedding: values, repeated indices") {
   Tensor e = embedding(x, idx({0, 2, 2, 1}, {2, 2}));
   CHECK(e.shape() == Shape{2, 2, 2});
   CHECK(vals(e) == V{1, 2, 5, 6, 5, 6, 3, 4});
+  // Non-contiguous index tensors: a transposed ids tensor, a stride-2 index.
+  CHECK(vals(embedding(x, idx({0, 2, 1, 1}, {2, 2}).t())) == V{1, 2, 3, 4, 5, 6, 3, 4});  // ids [[0,1],[2,1]]
+  CHECK(vals(index_select(x, 0, idx({2, 9, 1, 9}, {4}).narrow(0, 0, 4).reshape({2, 2}).select(1, 0))) ==
+        V{5, 6, 3, 4});
   Tensor e0 = embedding(x, idx({1}, {}));  // a 0-dim id gives one row
   CHECK(e0.shape() == Shape{2});
   CHECK(vals(e0) == V{3, 4});

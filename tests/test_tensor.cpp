@@ -472,7 +472,7 @@ TEST_CASE("format: CUDA tensors are copied to the host") {
   try {
     dev = Tensor::empty({2, 3}, DType::Float32, cuda_device(0));
   } catch (const Error& e) {
-    MESSAGE("skipped: no usable CUDA device: ", e.what());
+    MESSAGE(std::string("skipped: no usable CUDA device: ").append(e.what()));
     return;
   }
   copy_bytes(dev.raw_data(), dev.device(), host.raw_data(), kCPU, 6 * sizeof(float));

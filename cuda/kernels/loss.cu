@@ -1,1 +1,183 @@
-// CUDA kernels of the loss op group.
+// CUDA cross-entropy (contract and math: core/ops/loss.h). For row n with target t:
+//   lse = m + log sum_c exp(logits[n, c] - m),  m = max_c logits[n, c]
+//   forward:  loss[n] = lse - logits[n, t]                    (0 for an ignored row)
+//   backward: glogits[n, c] = scale * (exp(logits[n, c] - lse) - [c == t])  (0 for an ignored row)
+// scale (= g / count) is read on the device, so there is no host round trip.
+//
+// One block per row (grid-stride over rows when there are more rows than blocks); the threads
+// stride over the C classes, so rows of any length work; the row max and the sum are block-wide
+// trees in shared memory, in a fixed order (deterministic, no atomics on floating values).
+// Float rows accumulate in double, as on the CPU.
+//
+// Targets: a target that is neither ignore_index nor in [0, C) is never used as an index; the
+// block raises the DeviceCheck flag instead and writes zeros. After the launch the flag is read
+// back; when it is set the targets are scanned again on the host (an error path only), so that
+// the error names the first bad row with the CPU kernel's exact message, whatever the order in
+// which the blocks ran.
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/ops/loss.h"
+#include "cuda/kernels/common.cuh"
+
+namespace colt5::cuda {
+
+namespace {
+
+constexpr int kMaxThreads = 512;         // threads per row block (a power of two)
+constexpr int64_t kMaxRowBlocks = 65535;  // more rows than this: blocks loop over rows
+
+// Reductions over a block of blockDim.x threads (a power of two <= kMaxThreads) in a fixed
+// tree order; the result is returned to every thread. Each ends with a barrier, so `shared`
+// may be reused right away. The max skips NaN inputs (fmax), as std::max(m, x) does on the CPU.
+struct MaxOp {
+  template <class A>
+  __device__ A operator()(A a, A b) const { return fmax(a, b); }
+};
+struct SumOp {
+  template <class A>
+  __device__ A operator()(A a, A b) const { return a + b; }
+};
+
+template <class A, class Op>
+__device__ A block_reduce(A v, A* shared, Op op) {
+  const int tid = threadIdx.x;
+  shared[tid] = v;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if (tid < s) shared[tid] = op(shared[tid], shared[tid + s]);
+    __syncthreads();
+  }
+  const A r = shared[0];
+  __syncthreads();
+  return r;
+}
+
+// logsumexp of row[0..C), in every thread of the block; -inf for a row whose max is -inf (as
+// the CPU's row_logsumexp). The early return depends only on block-wide values (no divergence
+// around the barriers).
+template <class A, class T>
+__device__ A block_logsumexp(const T* row, int64_t C, A* shared) {
+  A local = A(-INFINITY);
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) local = fmax(local, A(row[c]));
+  const A m = block_reduce(local, shared, MaxOp{});
+  if (isinf(m) && m < 0) return m;
+  local = 0;
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) local += exp(A(row[c]) - m);
+  return m + log(block_reduce(local, shared, SumOp{}));
+}
+
+// logits: [N, C], targets: [N], loss: [N]; one block per row.
+template <class T>
+__global__ void __launch_bounds__(kMaxThreads)
+    cross_entropy_forward_kernel(const T* logits, const int64_t* targets, T* loss, int64_t N, int64_t C,
+                                 int64_t ignore_index, unsigned long long* flag) {
+  using A = acc_t<T>;
+  __shared__ A s_red[kMaxThreads];
+  for (int64_t r = blockIdx.x; r < N; r += gridDim.x) {  // same trip count in every thread
+    const int64_t t = targets[r];                         // the same value in every thread
+    if (t == ignore_index || t < 0 || t >= C) {
+      if (threadIdx.x == 0) {
+        if (t != ignore_index) report(flag, t);
+        loss[r] = T(0);
+      }
+      continue;
+    }
+    const T* row = logits + r * C;
+    const A lse = block_logsumexp(row, C, s_red);
+    if (threadIdx.x == 0) loss[r] = T(lse - A(row[t]));
+  }
+}
+
+// logits, glogits: [N, C], targets: [N], scale: one element; one block per row.
+template <class T>
+__global__ void __launch_bounds__(kMaxThreads)
+    cross_entropy_backward_kernel(const T* logits, const int64_t* targets, const T* scale, T* glogits, int64_t N,
+                                  int64_t C, int64_t ignore_index, unsigned long long* flag) {
+  using A = acc_t<T>;
+  __shared__ A s_red[kMaxThreads];
+  const A k = A(scale[0]);  // g / count
+  for (int64_t r = blockIdx.x; r < N; r += gridDim.x) {
+    const int64_t t = targets[r];
+    T* grow = glogits + r * C;
+    if (t == ignore_index || t < 0 || t >= C) {
+      if (threadIdx.x == 0 && t != ignore_index) report(flag, t);
+      for (int64_t c = threadIdx.x; c < C; c += blockDim.x) grow[c] = T(0);
+      continue;
+    }
+    const T* row = logits + r * C;
+    const A lse = block_logsumexp(row, C, s_red);
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
+      grow[c] = T(k * (exp(A(row[c]) - lse) - (c == t ? A(1) : A(0))));
+  }
+}
+
+// The smallest power of two >= C, between one warp and kMaxThreads: short rows get small blocks.
+int row_threads(int64_t C) {
+  int t = 32;
+  while (t < kMaxThreads && t < C) t *= 2;
+  return t;
+}
+
+unsigned row_blocks(int64_t rows) { return unsigned(rows < kMaxRowBlocks ? rows : kMaxRowBlocks); }
+
+// Reads the flag back; when a kernel reported a bad target, throws the CPU kernel's message for
+// the first bad row (targets: contiguous [N] on the device, already written by the stream).
+void check_targets(const DeviceCheck& chk, const Tensor& targets, int64_t C, int64_t ignore_index,
+                   cudaStream_t stream) {
+  const std::string what =
+      str("argument 'targets' expected class indices in [0, ", C, ") or ignore_index (", ignore_index, "), got ");
+  try {
+    chk.throw_if_set("cross_entropy", what);
+  } catch (const Error& e) {
+    if (std::string(e.what()).find(what) == std::string::npos) throw;  // a CUDA error, kept as it was
+    const int64_t N = targets.numel();
+    std::vector<int64_t> host(size_t(N), 0);
+    CUDA_CHECK(cudaMemcpyAsync(host.data(), targets.raw_data(), size_t(N) * sizeof(int64_t),
+                               cudaMemcpyDeviceToHost, stream));
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+    for (int64_t n = 0; n < N; ++n) {
+      const int64_t t = host[size_t(n)];
+      COLT5_CHECK(t == ignore_index || (t >= 0 && t < C), "cross_entropy: ", what, t, " at row ", n);
+    }
+    throw;  // not reached: a flag raised by these kernels always has a bad row behind it
+  }
+}
+
+}  // namespace
+
+void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& loss, int64_t ignore_index) {
+  const int64_t N = logits.size(0), C = logits.size(1);
+  if (N == 0) return;
+  cudaStream_t s = stream_for(loss);
+  DeviceCheck chk(loss);
+  visit_floating(logits.dtype(), "cross_entropy", [&]<class T>() {
+    cross_entropy_forward_kernel<T><<<row_blocks(N), row_threads(C), 0, s>>>(
+        static_cast<const T*>(logits.raw_data()), static_cast<const int64_t*>(targets.raw_data()),
+        static_cast<T*>(loss.raw_data()), N, C, ignore_index, chk.flag());
+  });
+  COLT5_CHECK_LAUNCH("cross_entropy_forward_kernel", s);
+  check_targets(chk, targets, C, ignore_index, s);
+}
+
+void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& scale, Tensor& glogits,
+                            int64_t ignore_index) {
+  const int64_t N = logits.size(0), C = logits.size(1);
+  if (N * C == 0) return;
+  cudaStream_t s = stream_for(glogits);
+  DeviceCheck chk(glogits);
+  visit_floating(logits.dtype(), "cross_entropy_backward", [&]<class T>() {
+    cross_entropy_backward_kernel<T><<<row_blocks(N), row_threads(C), 0, s>>>(
+        static_cast<const T*>(logits.raw_data()), static_cast<const int64_t*>(targets.raw_data()),
+        static_cast<const T*>(scale.raw_data()), static_cast<T*>(glogits.raw_data()), N, C, ignore_index,
+        chk.flag());
+  });
+  COLT5_CHECK_LAUNCH("cross_entropy_backward_kernel", s);
+  check_targets(chk, targets, C, ignore_index, s);
+}
+
+}  // namespace colt5::cuda
+
+COLT5_REGISTER_CUDA(cross_entropy_forward, colt5::cuda::cross_entropy_forward)
+COLT5_REGISTER_CUDA(cross_entropy_backward, colt5::cuda::cross_entropy_backward)

@@ -1,1 +1,183 @@
-// CUDA kernels of the softmax op group.
+// CUDA softmax / log_softmax over the middle axis of [outer, n, inner] (contract and math:
+// core/ops/softmax.h). For one row x_0..x_{n-1}, with m = max_j x_j and s = sum_j exp(x_j - m):
+//   forward:   softmax y_j = exp(x_j - m) / s          log_softmax y_j = x_j - m - log s
+//   backward:  softmax gx_j = y_j (g_j - sum_k g_k y_k) log_softmax gx_j = g_j - exp(y_j) sum_k g_k
+//
+// inner == 1 (the last dim): one block per row (grid-stride over rows when there are more rows
+// than blocks). The threads stride over the row, so a row of any length (1M and more) is done
+// by one block looping; the row max and the sums are block-wide trees in shared memory, in a
+// fixed order. inner > 1: one thread per (outer, inner) column, looping over n in index order;
+// neighbouring threads read neighbouring addresses (coalesced). Float rows accumulate in double
+// (exp and sums), as on the CPU. No atomics: results are deterministic.
+#include <cmath>
+
+#include "core/ops/softmax.h"
+#include "cuda/kernels/common.cuh"
+
+namespace colt5::cuda {
+
+namespace {
+
+constexpr int kMaxThreads = 512;         // threads per row block (a power of two)
+constexpr int64_t kMaxRowBlocks = 65535;  // more rows than this: blocks loop over rows
+
+// Reductions over a block of blockDim.x threads (a power of two <= kMaxThreads) in a fixed
+// tree order; the result is returned to every thread. Each ends with a barrier, so `shared`
+// may be reused right away. The max skips NaN inputs (fmax), as std::max(m, x) does on the CPU.
+struct MaxOp {
+  template <class A>
+  __device__ A operator()(A a, A b) const { return fmax(a, b); }
+};
+struct SumOp {
+  template <class A>
+  __device__ A operator()(A a, A b) const { return a + b; }
+};
+
+template <class A, class Op>
+__device__ A block_reduce(A v, A* shared, Op op) {
+  const int tid = threadIdx.x;
+  shared[tid] = v;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if (tid < s) shared[tid] = op(shared[tid], shared[tid + s]);
+    __syncthreads();
+  }
+  const A r = shared[0];
+  __syncthreads();
+  return r;
+}
+
+// x, y: [rows, n]; one block per row.
+template <class T>
+__global__ void __launch_bounds__(kMaxThreads)
+    softmax_rows_kernel(const T* x, T* y, int64_t rows, int64_t n, bool is_log) {
+  using A = acc_t<T>;
+  __shared__ A s_red[kMaxThreads];
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {  // same trip count in every thread
+    const T* xr = x + r * n;
+    T* yr = y + r * n;
+    A local = A(-INFINITY);
+    for (int64_t j = threadIdx.x; j < n; j += blockDim.x) local = fmax(local, A(xr[j]));
+    const A m = block_reduce(local, s_red, MaxOp{});
+    local = 0;
+    for (int64_t j = threadIdx.x; j < n; j += blockDim.x) local += exp(A(xr[j]) - m);
+    const A s = block_reduce(local, s_red, SumOp{});
+    if (is_log) {
+      const A shift = m + log(s);
+      for (int64_t j = threadIdx.x; j < n; j += blockDim.x) yr[j] = T(A(xr[j]) - shift);
+    } else {
+      const A inv = A(1) / s;
+      for (int64_t j = threadIdx.x; j < n; j += blockDim.x) yr[j] = T(exp(A(xr[j]) - m) * inv);
+    }
+  }
+}
+
+// x, y: [outer, n, inner]; one thread per column (o, i).
+template <class T>
+__global__ void softmax_columns_kernel(const T* x, T* y, int64_t outer, int64_t n, int64_t inner, bool is_log) {
+  using A = acc_t<T>;
+  const int64_t cols = outer * inner;
+  for (int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; c < cols; c += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t base = (c / inner) * n * inner + c % inner;  // element j at base + j * inner
+    const T* xc = x + base;
+    T* yc = y + base;
+    A m = A(-INFINITY);
+    for (int64_t j = 0; j < n; ++j) m = fmax(m, A(xc[j * inner]));
+    A s = 0;
+    for (int64_t j = 0; j < n; ++j) s += exp(A(xc[j * inner]) - m);
+    if (is_log) {
+      const A shift = m + log(s);
+      for (int64_t j = 0; j < n; ++j) yc[j * inner] = T(A(xc[j * inner]) - shift);
+    } else {
+      const A inv = A(1) / s;
+      for (int64_t j = 0; j < n; ++j) yc[j * inner] = T(exp(A(xc[j * inner]) - m) * inv);
+    }
+  }
+}
+
+// y, g, gx: [rows, n]; one block per row.
+template <class T>
+__global__ void __launch_bounds__(kMaxThreads)
+    softmax_backward_rows_kernel(const T* y, const T* g, T* gx, int64_t rows, int64_t n, bool is_log) {
+  using A = acc_t<T>;
+  __shared__ A s_red[kMaxThreads];
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const T* yr = y + r * n;
+    const T* gr = g + r * n;
+    T* out = gx + r * n;
+    A local = 0;  // softmax: sum_k g_k y_k;  log_softmax: sum_k g_k
+    for (int64_t j = threadIdx.x; j < n; j += blockDim.x) local += is_log ? A(gr[j]) : A(gr[j]) * A(yr[j]);
+    const A s = block_reduce(local, s_red, SumOp{});
+    for (int64_t j = threadIdx.x; j < n; j += blockDim.x)
+      out[j] = is_log ? T(A(gr[j]) - exp(A(yr[j])) * s) : T(A(yr[j]) * (A(gr[j]) - s));
+  }
+}
+
+// y, g, gx: [outer, n, inner]; one thread per column (o, i).
+template <class T>
+__global__ void softmax_backward_columns_kernel(const T* y, const T* g, T* gx, int64_t outer, int64_t n,
+                                                int64_t inner, bool is_log) {
+  using A = acc_t<T>;
+  const int64_t cols = outer * inner;
+  for (int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; c < cols; c += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t base = (c / inner) * n * inner + c % inner;
+    A s = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t at = base + j * inner;
+      s += is_log ? A(g[at]) : A(g[at]) * A(y[at]);
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t at = base + j * inner;
+      gx[at] = is_log ? T(A(g[at]) - exp(A(y[at])) * s) : T(A(y[at]) * (A(g[at]) - s));
+    }
+  }
+}
+
+// The smallest power of two >= n, between one warp and kMaxThreads: short rows get small blocks.
+int row_threads(int64_t n) {
+  int t = 32;
+  while (t < kMaxThreads && t < n) t *= 2;
+  return t;
+}
+
+unsigned row_blocks(int64_t rows) { return unsigned(rows < kMaxRowBlocks ? rows : kMaxRowBlocks); }
+
+}  // namespace
+
+void softmax_forward(const Tensor& x, Tensor& y, int64_t outer, int64_t n, int64_t inner, bool is_log) {
+  if (outer * n * inner == 0) return;
+  cudaStream_t s = stream_for(y);
+  visit_floating(x.dtype(), is_log ? "log_softmax" : "softmax", [&]<class T>() {
+    const T* xs = static_cast<const T*>(x.raw_data());
+    T* ys = static_cast<T*>(y.raw_data());
+    if (inner == 1) {
+      softmax_rows_kernel<T><<<row_blocks(outer), row_threads(n), 0, s>>>(xs, ys, outer, n, is_log);
+    } else {
+      softmax_columns_kernel<T><<<grid_for(outer * inner), 256, 0, s>>>(xs, ys, outer, n, inner, is_log);
+    }
+  });
+  COLT5_CHECK_LAUNCH(inner == 1 ? "softmax_rows_kernel" : "softmax_columns_kernel", s);
+}
+
+void softmax_backward(const Tensor& y, const Tensor& g, Tensor& gx, int64_t outer, int64_t n, int64_t inner,
+                      bool is_log) {
+  if (outer * n * inner == 0) return;
+  cudaStream_t s = stream_for(gx);
+  visit_floating(y.dtype(), is_log ? "log_softmax_backward" : "softmax_backward", [&]<class T>() {
+    const T* ys = static_cast<const T*>(y.raw_data());
+    const T* gs = static_cast<const T*>(g.raw_data());
+    T* out = static_cast<T*>(gx.raw_data());
+    if (inner == 1) {
+      softmax_backward_rows_kernel<T><<<row_blocks(outer), row_threads(n), 0, s>>>(ys, gs, out, outer, n, is_log);
+    } else {
+      softmax_backward_columns_kernel<T><<<grid_for(outer * inner), 256, 0, s>>>(ys, gs, out, outer, n, inner,
+                                                                                 is_log);
+    }
+  });
+  COLT5_CHECK_LAUNCH(inner == 1 ? "softmax_backward_rows_kernel" : "softmax_backward_columns_kernel", s);
+}
+
+}  // namespace colt5::cuda
+
+COLT5_REGISTER_CUDA(softmax_forward, colt5::cuda::softmax_forward)
+COLT5_REGISTER_CUDA(softmax_backward, colt5::cuda::softmax_backward)

@@ -9,9 +9,9 @@
 #define COLT5_REQUIRE_GPU()                                                                       \
   do {                                                                                            \
     if (!::colt5::cuda_is_available()) {                                                          \
-      MESSAGE("skipped: no CUDA device (", ::colt5::has_backend(::colt5::DeviceType::CUDA)        \
-                                               ? "no GPU or no driver on this machine"            \
-                                               : "this build has no CUDA backend", ")");          \
+      MESSAGE(::colt5::has_backend(::colt5::DeviceType::CUDA)                                     \
+                  ? "skipped: no CUDA device (no GPU or no driver on this machine)"               \
+                  : "skipped: no CUDA device (this build has no CUDA backend)");                  \
       return;                                                                                     \
     }                                                                                             \
   } while (0)
