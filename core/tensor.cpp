@@ -27,6 +27,16 @@ Tensor Tensor::make_view(const Tensor& base, Shape shape, Shape strides, int64_t
   return Tensor(std::move(impl));
 }
 
+void Tensor::set_data(const Tensor& other) {
+  COLT5_CHECK(defined() && other.defined(), "set_data: undefined tensor");
+  TensorImpl& t = *impl_;
+  t.storage = other.impl()->storage;
+  t.shape = other.shape();
+  t.strides = other.strides();
+  t.offset = other.offset();
+  t.dtype = other.dtype();
+}
+
 int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim(d, dim(), "size")]; }
 int64_t Tensor::stride(int64_t d) const { return strides()[wrap_dim(d, dim(), "stride")]; }
 

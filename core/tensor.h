@@ -118,6 +118,9 @@ public:
   // Backpropagate from this tensor. A non-scalar tensor needs an explicit `grad`.
   void backward(const Tensor& grad = Tensor(), bool retain_graph = false) const;
   Tensor detach() const;  // same storage, no history
+  // Replace this tensor's data (storage, geometry, dtype) by other's, keeping the handle and the
+  // autograd flags: every copy of this handle sees the new data (like torch's `p.data = other`).
+  void set_data(const Tensor& other);
 
   std::string to_string() const;  // see core/format.h for the fmt formatter
 

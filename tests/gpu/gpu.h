@@ -9,9 +9,10 @@
 #define COLT5_REQUIRE_GPU()                                                                       \
   do {                                                                                            \
     if (!::colt5::cuda_is_available()) {                                                          \
-      MESSAGE(::colt5::has_backend(::colt5::DeviceType::CUDA)                                     \
-                  ? "skipped: no CUDA device (no GPU or no driver on this machine)"               \
-                  : "skipped: no CUDA device (this build has no CUDA backend)");                  \
+      const char* colt5_why = ::colt5::has_backend(::colt5::DeviceType::CUDA)                    \
+                                  ? "skipped: no CUDA device (no GPU or no driver on this machine)" \
+                                  : "skipped: no CUDA device (this build has no CUDA backend)";   \
+      MESSAGE(colt5_why);                                                                         \
       return;                                                                                     \
     }                                                                                             \
   } while (0)
