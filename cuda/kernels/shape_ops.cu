@@ -1,1 +1,1 @@
-// CUDA kernels of the shape_ops op group.
+// No kernels here: cat, stack, pad and flip are composed from copy, fill, arange and index_select.

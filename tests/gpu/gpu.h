@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include <string>
+
 #include "core/backend.h"
 
 #define COLT5_REQUIRE_GPU()                                                                       \
@@ -12,7 +14,7 @@
       const char* colt5_why = ::colt5::has_backend(::colt5::DeviceType::CUDA)                    \
                                   ? "skipped: no CUDA device (no GPU or no driver on this machine)" \
                                   : "skipped: no CUDA device (this build has no CUDA backend)";   \
-      MESSAGE(colt5_why);                                                                         \
+      MESSAGE(std::string(colt5_why));                                                            \
       return;                                                                                     \
     }                                                                                             \
   } while (0)
