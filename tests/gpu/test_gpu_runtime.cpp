@@ -113,3 +113,29 @@ TEST_CASE("gpu: a device index that does not exist is a clear error") {
   CHECK_THROWS_WITH_AS(Tensor::empty({2}, DType::Float32, Device(DeviceType::CUDA, 4096)),
                        doctest::Contains("out of range"), Error);
 }
+
+TEST_CASE("gpu: sort and topk of long rows (global-memory path) match the CPU exactly, ties and NaN included") {
+  COLT5_REQUIRE_GPU();
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    for (Shape shape : {Shape{3, 10000}, Shape{1, 100000}, Shape{2, 9000, 2}}) {
+      CAPTURE(dtype_name(dt));
+      CAPTURE(shape);
+      Generator g(11);
+      // Few distinct values (many ties) and some NaNs.
+      Tensor x = randint(0, 50, shape, DType::Int64, kCPU, &g).to(dt);
+      Tensor nan_mask = lt(rand(shape, DType::Float64, kCPU, &g), 0.01);
+      x = where(nan_mask, full({}, NAN, dt), x);
+      const int64_t dim = shape.size() == 3 ? 1 : -1;
+      for (bool desc : {false, true}) {
+        ValuesIndices c = sort(x, dim, desc), d = sort(x.to(gpu()), dim, desc);
+        CHECK(d.indices.cpu().to_vector<int64_t>() == c.indices.to_vector<int64_t>());
+      }
+      const int64_t k = x.size(dim) / 3;
+      ValuesIndices c = topk(x, k, dim, true), d = topk(x.to(gpu()), k, dim, true);
+      CHECK(d.indices.cpu().to_vector<int64_t>() == c.indices.to_vector<int64_t>());
+      Tensor cs_c = cumsum(where(nan_mask, zeros_like(x), x), dim);
+      Tensor cs_d = cumsum(where(nan_mask, zeros_like(x), x).to(gpu()), dim).cpu();
+      CHECK(cs_d.to(DType::Float64).to_vector<double>() == cs_c.to(DType::Float64).to_vector<double>());
+    }
+  }
+}
