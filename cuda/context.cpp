@@ -1,5 +1,7 @@
 #include "cuda/context.h"
 
+#include <atomic>
+
 #include <cstdlib>
 #include <memory>
 
@@ -76,10 +78,21 @@ void* CachingAllocator::allocate(size_t nbytes) {
   return p;
 }
 
+namespace {
+// Set by the exit handler once the device state is released; tensors destroyed after that
+// (statics) give their memory straight back to the driver.
+std::atomic<bool> g_shut_down{false};
+}  // namespace
+
 void CachingAllocator::deallocate(void* ptr, size_t nbytes) {
   if (!ptr) return;
   const size_t size = round_size(nbytes);
   std::lock_guard<std::mutex> lock(mu_);
+  if (g_shut_down) {
+    cudaFree(ptr);
+    in_use_ -= size;
+    return;
+  }
   // The block may still be read by queued kernels of this device's single stream; a later
   // allocation of it is used only by work queued after those kernels, so reuse is safe.
   free_[size].push_back(ptr);
@@ -147,6 +160,25 @@ struct Registry {
   std::mutex mu;
   std::vector<std::unique_ptr<DeviceContext>> contexts;
 };
+Registry& registry();
+
+// At exit: wait for queued work, free every cached block, destroy the cuBLAS handles and
+// streams, so that the driver (and compute-sanitizer's leak check) sees nothing left behind.
+void shut_down() {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  for (auto& ctx : r.contexts) {
+    if (!ctx) continue;
+    cudaSetDevice(ctx->device);
+    cudaStreamSynchronize(ctx->stream);
+    ctx->allocator.empty_cache();
+    if (ctx->cublas) cublasDestroy(ctx->cublas);
+    if (ctx->stream) cudaStreamDestroy(ctx->stream);
+    ctx->cublas = nullptr;
+    ctx->stream = nullptr;
+  }
+  g_shut_down = true;
+}
 Registry& registry() {
   // Leaked on purpose: contexts must outlive every static Tensor, and the driver tears down
   // its own state at exit.
@@ -162,7 +194,10 @@ DeviceContext& context(int device) {
               " GPU(s)");
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mu);
-  if (r.contexts.empty()) r.contexts.resize(n);
+  if (r.contexts.empty()) {
+    r.contexts.resize(n);
+    std::atexit(shut_down);
+  }
   if (!r.contexts[device]) r.contexts[device] = std::make_unique<DeviceContext>(device);
   return *r.contexts[device];
 }

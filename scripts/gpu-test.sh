@@ -19,10 +19,11 @@ run() {  # name, command...
 run cpu "$dir/tests/colt5_tests"
 run gpu "$dir/tests/colt5_gpu_tests"
 # The sanitizers slow kernels down ~100x: run every op case (small shapes) and the runtime
-# tests, but skip the gradcheck sweep (the same kernels, thousands of times) and the tests
-# built around very long rows.
+# tests, but skip the gradcheck sweep (the same kernels, thousands of times), the tests built
+# around very long rows, and the out-of-memory test (its failing cudaMalloc is by design, and
+# the sanitizer counts it as an API error).
 san="timeout ${SAN_TIMEOUT:-900} compute-sanitizer --error-exitcode 1"
-filter='--test-case-exclude=*gradcheck*,*long rows*,*1M-element*'
+filter='--test-case-exclude=*gradcheck*,*long rows*,*1M-element*,*out of memory*'
 run memcheck $san --tool memcheck --leak-check full "$dir/tests/colt5_gpu_tests" "$filter"
 run racecheck $san --tool racecheck "$dir/tests/colt5_gpu_tests" "$filter"
 run initcheck $san --tool initcheck "$dir/tests/colt5_gpu_tests" "$filter"

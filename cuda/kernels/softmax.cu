@@ -6,9 +6,9 @@
 // inner == 1 (the last dim): one block per row (grid-stride over rows when there are more rows
 // than blocks). The threads stride over the row, so a row of any length (1M and more) is done
 // by one block looping; the row max and the sums are block-wide trees in shared memory, in a
-// fixed order. inner > 1: one thread per (outer, inner) column, looping over n in index order;
-// neighbouring threads read neighbouring addresses (coalesced). Float rows accumulate in double
-// (exp and sums), as on the CPU. No atomics: results are deterministic.
+// fixed order; a row that fits in shared memory is read once and kept there. inner > 1: one thread per (outer, inner) column, looping over n in index order;
+// neighbouring threads read neighbouring addresses (coalesced). Sums accumulate in double for
+// float rows, as on the CPU. No atomics: results are deterministic.
 #include <cmath>
 
 #include "core/ops/softmax.h"
@@ -70,6 +70,53 @@ __global__ void __launch_bounds__(kMaxThreads)
       for (int64_t j = threadIdx.x; j < n; j += blockDim.x) yr[j] = T(exp(A(xr[j]) - m) * inv);
     }
   }
+}
+
+// The same for rows that fit in shared memory (the common case: attention rows of a few thousand):
+// the row is read from global memory once, exp is computed once per element, and the result is
+// written once — 2 bytes moved per byte of input instead of 4 (read for the max, read for the
+// sum, read again to write). Float rows take exp in float (within 2 ulp) and sum in double.
+template <class T>
+__global__ void __launch_bounds__(kMaxThreads)
+    softmax_rows_cached_kernel(const T* x, T* y, int64_t rows, int64_t n, bool is_log) {
+  using A = acc_t<T>;
+  extern __shared__ __align__(16) unsigned char smem[];
+  A* s_red = reinterpret_cast<A*>(smem);                   // [blockDim.x]
+  T* s_row = reinterpret_cast<T*>(s_red + blockDim.x);     // [n]
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const T* xr = x + r * n;
+    T* yr = y + r * n;
+    T local_max = T(-INFINITY);
+    for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
+      const T v = xr[j];
+      s_row[j] = v;
+      local_max = fmax(local_max, v);
+    }
+    const A m = block_reduce(A(local_max), s_red, MaxOp{});  // its barriers also publish s_row
+    const T mt = T(m);
+    A local = 0;
+    for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
+      const T e = exp(s_row[j] - mt);
+      if (!is_log) s_row[j] = e;  // each thread rewrites only its own elements
+      local += A(e);
+    }
+    const A sum = block_reduce(local, s_red, SumOp{});
+    if (is_log) {
+      const T shift = T(m + log(sum));
+      for (int64_t j = threadIdx.x; j < n; j += blockDim.x) yr[j] = s_row[j] - shift;
+    } else {
+      const T inv = T(A(1) / sum);
+      for (int64_t j = threadIdx.x; j < n; j += blockDim.x) yr[j] = s_row[j] * inv;
+    }
+    __syncthreads();  // s_row is reused by the next row
+  }
+}
+
+// Shared memory a cached row block needs, or 0 when the row does not fit.
+template <class T>
+size_t cached_row_bytes(int64_t n, int threads) {
+  const size_t bytes = size_t(threads) * sizeof(acc_t<T>) + size_t(n) * sizeof(T);
+  return bytes <= 48 * 1024 ? bytes : 0;
 }
 
 // x, y: [outer, n, inner]; one thread per column (o, i).
@@ -151,7 +198,11 @@ void softmax_forward(const Tensor& x, Tensor& y, int64_t outer, int64_t n, int64
     const T* xs = static_cast<const T*>(x.raw_data());
     T* ys = static_cast<T*>(y.raw_data());
     if (inner == 1) {
-      softmax_rows_kernel<T><<<row_blocks(outer), row_threads(n), 0, s>>>(xs, ys, outer, n, is_log);
+      const int threads = row_threads(n);
+      if (const size_t smem = cached_row_bytes<T>(n, threads))
+        softmax_rows_cached_kernel<T><<<row_blocks(outer), threads, smem, s>>>(xs, ys, outer, n, is_log);
+      else
+        softmax_rows_kernel<T><<<row_blocks(outer), threads, 0, s>>>(xs, ys, outer, n, is_log);
     } else {
       softmax_columns_kernel<T><<<grid_for(outer * inner), 256, 0, s>>>(xs, ys, outer, n, inner, is_log);
     }
