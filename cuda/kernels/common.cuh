@@ -55,21 +55,35 @@ template <> struct AccType<float> { using type = double; };  // reductions of fl
 template <> struct AccType<int32_t> { using type = int64_t; };
 template <class T> using acc_t = typename AccType<T>::type;
 
-// Sum over a block of blockDim.x threads (a power of two <= 1024); result valid in thread 0.
-// Fixed tree order: deterministic.
-template <class T>
-__device__ T block_sum(T v, T* shared) {
-  const int tid = threadIdx.x;
-  shared[tid] = v;
+// Block-wide reductions over blockDim.x threads (a multiple of 32, <= 1024); the result is
+// returned to every thread. Within each warp a butterfly of shuffles; lane 0's value per warp
+// goes to shared memory (`shared` holds at least blockDim.x / 32 entries) and every thread
+// combines the warps in index order. The order is fixed, so results are deterministic. The
+// second barrier lets `shared` be reused right away. MaxOp skips NaN (fmax), as std::max(m, x)
+// does on the CPU.
+struct MaxOp {
+  template <class A>
+  __device__ A operator()(A a, A b) const { return fmax(a, b); }
+};
+struct SumOp {
+  template <class A>
+  __device__ A operator()(A a, A b) const { return a + b; }
+};
+
+template <class A, class Op>
+__device__ A block_reduce(A v, A* shared, Op op) {
+  for (int offset = 16; offset > 0; offset >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, offset));
+  const int warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  if (threadIdx.x % 32 == 0) shared[warp] = v;
   __syncthreads();
-  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-    if (tid < s) shared[tid] += shared[tid + s];
-    __syncthreads();
-  }
-  T r = shared[0];
+  A r = shared[0];
+  for (int w = 1; w < warps; ++w) r = op(r, shared[w]);
   __syncthreads();
   return r;
 }
+
+template <class T>
+__device__ T block_sum(T v, T* shared) { return block_reduce(v, shared, SumOp{}); }
 
 // Device-side argument checks (an index out of range, a bad target): a kernel that finds a
 // bad value calls report(flag, value); after the launch, the launcher calls

@@ -28,31 +28,7 @@ namespace {
 constexpr int kMaxThreads = 512;         // threads per row block (a power of two)
 constexpr int64_t kMaxRowBlocks = 65535;  // more rows than this: blocks loop over rows
 
-// Reductions over a block of blockDim.x threads (a power of two <= kMaxThreads) in a fixed
-// tree order; the result is returned to every thread. Each ends with a barrier, so `shared`
-// may be reused right away. The max skips NaN inputs (fmax), as std::max(m, x) does on the CPU.
-struct MaxOp {
-  template <class A>
-  __device__ A operator()(A a, A b) const { return fmax(a, b); }
-};
-struct SumOp {
-  template <class A>
-  __device__ A operator()(A a, A b) const { return a + b; }
-};
-
-template <class A, class Op>
-__device__ A block_reduce(A v, A* shared, Op op) {
-  const int tid = threadIdx.x;
-  shared[tid] = v;
-  __syncthreads();
-  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-    if (tid < s) shared[tid] = op(shared[tid], shared[tid + s]);
-    __syncthreads();
-  }
-  const A r = shared[0];
-  __syncthreads();
-  return r;
-}
+// Block reductions: block_reduce / MaxOp / SumOp in common.cuh.
 
 // logsumexp of row[0..C), in every thread of the block; -inf for a row whose max is -inf (as
 // the CPU's row_logsumexp). The early return depends only on block-wide values (no divergence
