@@ -139,3 +139,30 @@ TEST_CASE("gpu: sort and topk of long rows (global-memory path) match the CPU ex
     }
   }
 }
+
+TEST_CASE("gpu: softmax rows on every kernel path (cached and vectorised, misaligned, long) match the CPU") {
+  COLT5_REQUIRE_GPU();
+  Generator g(5);
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    const double tol = dt == DType::Float32 ? 1e-5 : 1e-12;
+    // [37, 4096]: cached + vectorised; narrow(1, 1, 4092): rows start off 16-byte alignment;
+    // [3, 1001]: n not a whole number of vectors; [2, 20000]: too long for shared memory.
+    Tensor a = randn({37, 4096}, dt, kCPU, &g) * 3.0;
+    Tensor b = randn({3, 1001}, dt, kCPU, &g);
+    Tensor c = randn({2, 20000}, dt, kCPU, &g);
+    for (Tensor x : {a, a.narrow(1, 1, 4092).contiguous(), b, c}) {
+      CAPTURE(x.shape());
+      for (bool is_log : {false, true}) {
+        Tensor yc = is_log ? log_softmax(x, 1) : softmax(x, 1);
+        Tensor yd = is_log ? log_softmax(x.to(gpu()), 1) : softmax(x.to(gpu()), 1);
+        Tensor diff = abs(yd.cpu() - yc);
+        CHECK(amax(diff, {}).item_double() <= tol * std::max(1.0, amax(abs(yc), {}).item_double()));
+      }
+    }
+    // A contiguous view at an odd offset: the data pointer itself is misaligned.
+    Tensor flat = randn({1 + 8 * 64}, dt, kCPU, &g);
+    Tensor view_c = flat.narrow(0, 1, 8 * 64).view({8, 64});
+    Tensor view_d = flat.to(gpu()).narrow(0, 1, 8 * 64).view({8, 64});
+    CHECK(amax(abs(softmax(view_d, 1).cpu() - softmax(view_c, 1)), {}).item_double() <= tol);
+  }
+}
