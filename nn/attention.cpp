@@ -1,1 +1,166 @@
-// (in progress)
+// Heavy attention (math and shapes in nn/attention.h).
+//
+// Built from public differentiable ops; the backward is the chain of their rules:
+//   out = softmax(S) V with S = masked_fill(Q K^T * s, ~M, -max):
+//   dV = A^T G,  dA = G V^T,  dS = A * (dA - rowsum(dA * A)),  dQ = s dS K,  dK = s dS^T Q;
+//   masked keys get no gradient; the scores multiply values / keys / queries, so their gradients
+//   are the sums of (d value * value) etc. over the head dims (mul's broadcast backward).
+#include "nn/attention.h"
+
+#include <cmath>
+#include <limits>
+
+#include "autograd/ops.h"
+
+namespace colt5::nn {
+
+namespace {
+
+double max_neg_value(DType dtype) {
+  return dtype == DType::Float64 ? -std::numeric_limits<double>::max()
+                                 : -double(std::numeric_limits<float>::max());
+}
+
+// A floating tensor of x's dtype and device, `name` in messages.
+void check_like(const Tensor& t, const Tensor& x, const char* who, const char* name) {
+  check_floating(t, who, name);
+  COLT5_CHECK(t.dtype() == x.dtype(), who, ": argument '", name, "' expected dtype ", dtype_name(x.dtype()),
+              " (x's), got ", dtype_name(t.dtype()));
+  COLT5_CHECK(t.device() == x.device(), who, ": argument '", name, "' expected device ", x.device(),
+              " (x's), got ", t.device());
+}
+
+}  // namespace
+
+Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask) {
+  const char* op = "attend";
+  COLT5_CHECK(q.defined() && k.defined() && v.defined(), op, ": arguments 'q', 'k', 'v' must be defined");
+  COLT5_CHECK(q.dim() >= 2, op, ": argument 'q' expected rank >= 2 ([..., i, d]), got shape ", q.shape());
+  COLT5_CHECK(k.dim() >= 2, op, ": argument 'k' expected rank >= 2 ([..., j, d]), got shape ", k.shape());
+  COLT5_CHECK(v.dim() >= 2, op, ": argument 'v' expected rank >= 2 ([..., j, d]), got shape ", v.shape());
+  check_floating(q, op, "q");
+  check_same_dtype(q, k, op, "q", "k");
+  check_same_dtype(q, v, op, "q", "v");
+  check_same_device({q, k, v, mask}, op);
+  COLT5_CHECK(k.size(-1) == q.size(-1), op, ": argument 'k' expected last dim ", q.size(-1), " (q's), got ",
+              k.size(-1));
+  COLT5_CHECK(v.size(-2) == k.size(-2), op, ": argument 'v' expected ", k.size(-2), " keys (dim -2, k's), got ",
+              v.size(-2));
+  const double scale = 1.0 / std::sqrt(double(q.size(-1)));
+  Tensor sim = mul_scalar(matmul(q, k.transpose(-1, -2)), scale);  // [..., i, j]
+  if (mask.defined()) {
+    check_dtype(mask, DType::Bool, op, "mask");
+    sim = masked_fill(sim, logical_not(mask), max_neg_value(sim.dtype()));
+  }
+  return matmul(softmax(sim, -1), v);  // [..., i, d]
+}
+
+// ---------------------------------------------------------------------------------------------
+
+Attention::Attention(const AttentionOptions& opts, Generator* gen) : opts_(opts) {
+  const char* who = "Attention";
+  COLT5_CHECK(opts.dim >= 1, who, ": option 'dim' expected >= 1, got ", opts.dim);
+  COLT5_CHECK(opts.dim_head >= 1, who, ": option 'dim_head' expected >= 1, got ", opts.dim_head);
+  COLT5_CHECK(opts.heads >= 1, who, ": option 'heads' expected >= 1, got ", opts.heads);
+  const int64_t hidden = opts.dim_head * opts.heads;
+  norm = register_module("norm", std::make_shared<RMSNorm>(opts.dim));
+  {
+    NoGradGuard ng;
+    null_kv = register_parameter(
+        "null_kv", randn({2, opts.heads, opts.dim_head}, DType::Float32, kCPU, gen ? gen : &default_generator()));
+  }
+  to_q = register_module("to_q", std::make_shared<Linear>(opts.dim, hidden, false, gen));
+  to_kv = register_module("to_kv", std::make_shared<Linear>(opts.dim, hidden * 2, false, gen));
+  to_out = register_module("to_out", std::make_shared<Linear>(hidden, opts.dim, false, gen));
+}
+
+Tensor Attention::forward(const Tensor& x, const Tensor& context, const Tensor& mask,
+                          const Tensor& normalized_scores_kv, const Tensor& normalized_scores_q) const {
+  const char* who = "Attention";
+  const int64_t h = opts_.heads, d = opts_.dim_head, dim = opts_.dim;
+
+  // ---- validation ----
+  COLT5_CHECK(x.defined(), who, ": argument 'x' is an undefined tensor");
+  COLT5_CHECK(x.dim() == 3, who, ": argument 'x' expected rank 3 ([batch, n, ", dim, "]), got shape ", x.shape());
+  check_layer_input(x, dim, to_q->weight, who);
+  const int64_t b = x.size(0), n = x.size(1);
+
+  int64_t r = 1, m = n;
+  if (context.defined()) {
+    COLT5_CHECK(context.dim() == 3 || context.dim() == 4, who,
+                ": argument 'context' expected rank 3 ([batch, m, ", dim, "]) or 4 ([batch, routes, m, ", dim,
+                "]), got shape ", context.shape());
+    check_like(context, x, who, "context");
+    COLT5_CHECK(context.size(0) == b, who, ": argument 'context' expected batch ", b, " (x's), got shape ",
+                context.shape());
+    COLT5_CHECK(context.size(-1) == dim, who, ": argument 'context' expected last dim ", dim, ", got shape ",
+                context.shape());
+    if (context.dim() == 4) r = context.size(1);
+    m = context.size(-2);
+  }
+  COLT5_CHECK(r >= 1 && h % r == 0, who, ": argument 'context' has ", r,
+              " key/value routes (dim 1), expected a divisor of heads = ", h,
+              " (heads are split evenly between the routes)");
+  const int64_t hr = h / r;
+
+  // [b, m] or [b, r', m] with r' = r (a 2-D tensor serves every route)
+  auto check_per_key = [&](const Tensor& t, const char* name) {
+    const bool ok = (t.dim() == 2 && t.shape() == Shape({b, m})) || (t.dim() == 3 && t.shape() == Shape({b, r, m}));
+    COLT5_CHECK(ok, who, ": argument '", name, "' expected shape [", b, ", ", m, "] or [", b, ", ", r, ", ", m,
+                "] (batch, routes, keys of the context), got ", t.shape());
+  };
+  if (mask.defined()) {
+    check_dtype(mask, DType::Bool, who, "mask");
+    check_per_key(mask, "mask");
+    check_same_device({x, mask}, who);
+  }
+  if (normalized_scores_kv.defined()) {
+    check_like(normalized_scores_kv, x, who, "normalized_scores_kv");
+    check_per_key(normalized_scores_kv, "normalized_scores_kv");
+  }
+  if (normalized_scores_q.defined()) {
+    check_like(normalized_scores_q, x, who, "normalized_scores_q");
+    COLT5_CHECK(normalized_scores_q.shape() == Shape({b, n}), who,
+                ": argument 'normalized_scores_q' expected shape [", b, ", ", n, "] (x's batch and length), got ",
+                normalized_scores_q.shape());
+  }
+
+  // ---- queries ----
+  const Tensor xn = norm->forward(x);                                              // [b, n, dim]
+  Tensor q = to_q->forward(xn).reshape({b, n, h, d}).permute({0, 2, 1, 3});         // [b, h, n, d]
+  if (normalized_scores_q.defined()) q = mul(q, normalized_scores_q.reshape({b, 1, n, 1}));
+
+  // ---- keys / values, per route ----
+  Tensor ctx = context.defined() ? norm->forward(context) : xn;
+  if (ctx.dim() == 3) ctx = ctx.unsqueeze(1);                                       // [b, r, m, dim]
+  const Tensor w_kv = to_kv->weight.reshape({r, hr * 2 * d, dim}).transpose(1, 2);  // [r, dim, hr 2d]
+  const Tensor kv = matmul(ctx, w_kv).reshape({b, r, m, hr, 2 * d}).permute({0, 1, 3, 2, 4});  // [b, r, hr, m, 2d]
+  Tensor k = kv.narrow(4, 0, d), v = kv.narrow(4, d, d);                            // [b, r, hr, m, d]
+  if (normalized_scores_kv.defined()) {
+    const int64_t rs = normalized_scores_kv.dim() == 3 ? r : 1;
+    const Tensor s = normalized_scores_kv.reshape({b, rs, 1, m, 1});
+    v = mul(v, s);
+    if (opts_.multiply_keys_by_score) k = mul(k, s);
+  }
+  k = k.reshape({b, h, m, d});
+  v = v.reshape({b, h, m, d});
+
+  // ---- null key / value first ----
+  const Tensor nk = null_kv.select(0, 0).reshape({1, h, 1, d}).expand({b, h, 1, d});
+  const Tensor nv = null_kv.select(0, 1).reshape({1, h, 1, d}).expand({b, h, 1, d});
+  k = cat({nk, k}, 2);  // [b, h, 1 + m, d]
+  v = cat({nv, v}, 2);
+
+  // ---- key padding mask [b, h or 1, 1, 1 + m] ----
+  Tensor kmask;
+  if (mask.defined()) {
+    kmask = mask.dim() == 3 ? mask.reshape({b, r, 1, 1, m}).expand({b, r, hr, 1, m}).reshape({b, h, 1, m})
+                            : mask.reshape({b, 1, 1, m});
+    kmask = pad(kmask, {1, 0}, 1.0);  // the null key is always kept
+  }
+
+  const Tensor out = attend(q, k, v, kmask);  // [b, h, n, d]
+  return to_out->forward(out.permute({0, 2, 1, 3}).reshape({b, n, h * d}));
+}
+
+}  // namespace colt5::nn

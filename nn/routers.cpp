@@ -1,1 +1,327 @@
-// (in progress)
+// Routers (see nn/routers.h for the math and the tie-order contract).
+//
+// Gradients. Everything below is composed from differentiable ops, so the backward is autograd:
+//   scores -> gather(scores, indices): the picked scores' gradient is scattered back to the
+//     picked positions (as torch.topk / sort's backward);
+//   straight-through: sel + (1 - sel.detach()) has value ~1 and d/dsel = 1;
+//   masked_fill(., ~picked_mask, 0): zero gradient at masked picks;
+//   coor_descent: its own fused backward (autograd/ops/coor_descent.h).
+#include "nn/routers.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <utility>
+#include <vector>
+
+#include "autograd/ops.h"
+#include "autograd/ops/coor_descent.h"
+#include "autograd/ops/sinkhorn.h"
+
+namespace colt5::nn {
+
+namespace {
+
+// -torch.finfo(dtype).max: the reference's mask value.
+double lowest_finite(DType dt) {
+  return dt == DType::Float32 ? -double(std::numeric_limits<float>::max()) : -std::numeric_limits<double>::max();
+}
+
+using Pair = std::pair<double, int64_t>;
+
+// torch's comparators (NaN counts as the largest value).
+bool greater_nan_first(const Pair& x, const Pair& y) {
+  return (std::isnan(x.first) && !std::isnan(y.first)) || (x.first > y.first);
+}
+bool less_nan_last(const Pair& x, const Pair& y) {
+  return (!std::isnan(x.first) && std::isnan(y.first)) || (x.first < y.first);
+}
+
+// The rows of a [R, n] floating tensor as host doubles (exact for float32 too).
+std::vector<double> host_rows(const Tensor& values, const char* op) {
+  COLT5_CHECK(values.defined(), op, ": argument 'values' is undefined");
+  check_floating(values, op, "values");
+  check_dim(values, 2, op, "values");
+  Tensor v = values.detach();
+  if (v.device() != kCPU) v = v.cpu();
+  if (v.dtype() != DType::Float64) v = v.to(DType::Float64);
+  return v.to_vector<double>();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// torch's CPU orders
+
+Tensor topk_indices_torch_order(const Tensor& values, int64_t k) {
+  const char* op = "topk_indices_torch_order";
+  std::vector<double> data = host_rows(values, op);
+  const int64_t rows = values.size(0), n = values.size(1);
+  COLT5_CHECK(k >= 0 && k <= n, op, ": argument 'k' expected in [0, ", n, "], got ", k);
+  std::vector<int64_t> out(static_cast<size_t>(rows * k));
+  std::vector<Pair> queue(static_cast<size_t>(n));
+  for (int64_t r = 0; r < rows && k > 0; ++r) {
+    for (int64_t j = 0; j < n; ++j) queue[size_t(j)] = {data[size_t(r * n + j)], j};
+    // As aten/src/ATen/native/TopKImpl.h (largest = true, sorted = true).
+    if (k * 64 <= n) {
+      std::partial_sort(queue.begin(), queue.begin() + k, queue.end(), greater_nan_first);
+    } else {
+      std::nth_element(queue.begin(), queue.begin() + (k - 1), queue.end(), greater_nan_first);
+      std::sort(queue.begin(), queue.begin() + (k - 1), greater_nan_first);
+    }
+    for (int64_t j = 0; j < k; ++j) out[size_t(r * k + j)] = queue[size_t(j)].second;
+  }
+  return from_vector<int64_t>(out, {rows, k}, values.device());
+}
+
+Tensor sort_indices_torch_order(const Tensor& values) {
+  const char* op = "sort_indices_torch_order";
+  std::vector<double> data = host_rows(values, op);
+  const int64_t rows = values.size(0), n = values.size(1);
+  std::vector<int64_t> out(static_cast<size_t>(rows * n));
+  std::vector<Pair> queue(static_cast<size_t>(n));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t j = 0; j < n; ++j) queue[size_t(j)] = {data[size_t(r * n + j)], j};
+    // As aten/src/ATen/native/cpu/SortingKernel.cpp (stable = false, ascending): std::sort.
+    std::sort(queue.begin(), queue.end(), less_nan_last);
+    for (int64_t j = 0; j < n; ++j) out[size_t(r * n + j)] = queue[size_t(j)].second;
+  }
+  return from_vector<int64_t>(out, {rows, n}, values.device());
+}
+
+Tensor batched_gather(const Tensor& x, const Tensor& indices) {
+  const char* op = "batched_gather";
+  COLT5_CHECK(x.defined() && indices.defined(), op, ": arguments 'x' and 'indices' must be defined");
+  check_dtype(indices, DType::Int64, op, "indices");
+  COLT5_CHECK(x.dim() == 2 || x.dim() == 3, op, ": argument 'x' expected rank 2 or 3, got shape ", x.shape());
+  COLT5_CHECK(indices.dim() == 2 || indices.dim() == 3, op, ": argument 'indices' expected rank 2 or 3, got shape ",
+              indices.shape());
+  COLT5_CHECK(indices.size(0) == x.size(0), op, ": argument 'indices' expected batch size ", x.size(0), ", got ",
+              indices.size(0));
+  const int64_t b = x.size(0);
+  const int64_t m = indices.numel() / std::max<int64_t>(b, 1);
+  Tensor flat = indices.reshape({b, m});  // [b, r * k]
+  Shape out_shape = indices.shape();
+  if (x.dim() == 2) return gather(x, 1, flat).reshape(out_shape);
+  const int64_t d = x.size(2);
+  out_shape.push_back(d);
+  return gather(x, 1, flat.unsqueeze(-1).expand({b, m, d})).reshape(out_shape);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Router base
+
+Router::Router(std::string name, int64_t dim, int64_t num_routing_tokens, bool straight_through, Generator* gen)
+    : name_(std::move(name)), dim_(dim), num_routing_tokens_(num_routing_tokens), straight_through_(straight_through) {
+  COLT5_CHECK(dim >= 1, name_, ": option 'dim' expected >= 1, got ", dim);
+  COLT5_CHECK(num_routing_tokens >= 1, name_, ": option 'num_routing_tokens' expected >= 1, got ",
+              num_routing_tokens);
+  routing_token = register_parameter("routing_token",
+                                     randn({num_routing_tokens, dim}, DType::Float32, kCPU, gen));
+}
+
+Router::Prepared Router::prepare(const Tensor& x, int64_t num_tokens, const Tensor& mask) const {
+  const char* op = name_.c_str();
+  COLT5_CHECK(x.defined(), op, ": argument 'x' is undefined");
+  check_floating(x, op, "x");
+  COLT5_CHECK(x.dim() == 3, op, ": argument 'x' expected rank 3 [batch, n, dim], got shape ", x.shape());
+  COLT5_CHECK(x.size(2) == dim_, op, ": argument 'x' expected feature size ", dim_, " in dim 2, got ", x.size(2));
+  COLT5_CHECK(x.dtype() == routing_token.dtype(), op, ": argument 'x' expected dtype ",
+              dtype_name(routing_token.dtype()), " (the parameters'), got ", dtype_name(x.dtype()));
+  check_same_device({routing_token, x}, op);
+  COLT5_CHECK(num_tokens >= 1, op, ": argument 'num_tokens' expected >= 1, got ", num_tokens);
+  const int64_t b = x.size(0), n = x.size(1), r = num_routing_tokens_;
+  COLT5_CHECK(n >= 1, op, ": argument 'x' expected a sequence length >= 1, got shape ", x.shape());
+  Prepared p;
+  p.batch = b;
+  p.n = n;
+  if (mask.defined()) {
+    check_dtype(mask, DType::Bool, op, "mask");
+    COLT5_CHECK(mask.shape() == Shape({b, n}), op, ": argument 'mask' expected shape ", Shape({b, n}), ", got ",
+                mask.shape());
+    check_same_device({x, mask}, op);
+    p.mask = r == 1 ? mask : mask.unsqueeze(1).expand({b, r, n}).reshape({b * r, n});
+  }
+  // s = einsum('b n d, r d -> b r n'): [r, d] @ [b, d, n] -> [b, r, n], routes merged into batch.
+  p.s = matmul(routing_token, x.transpose(1, 2)).reshape({b * r, n});
+  return p;
+}
+
+RouterOutput Router::finish(Tensor selected, Tensor indices, const Prepared& p) const {
+  if (straight_through_) {
+    // Value 1, gradient of `selected`: sel + (1 - sel).detach().
+    selected = selected + (1.0 - selected.detach());
+    if (p.mask.defined()) selected = masked_fill(selected, logical_not(gather(p.mask, 1, indices)), 0.0);
+  }
+  if (num_routing_tokens_ > 1) {
+    const int64_t k = indices.size(1);
+    selected = selected.reshape({p.batch, num_routing_tokens_, k});
+    indices = indices.reshape({p.batch, num_routing_tokens_, k});
+  }
+  return {selected, indices};
+}
+
+Tensor Router::route_back(const Tensor& src, const Tensor& routed, const Tensor& indices) const {
+  std::string opname = name_ + ".route_back";
+  const char* op = opname.c_str();
+  COLT5_CHECK(src.defined() && routed.defined() && indices.defined(), op,
+              ": arguments 'src', 'routed' and 'indices' must be defined");
+  COLT5_CHECK(src.dim() == 3, op, ": argument 'src' expected rank 3 [batch, n, dim], got shape ", src.shape());
+  check_dtype(indices, DType::Int64, op, "indices");
+  COLT5_CHECK(indices.dim() == 2 && indices.size(0) == src.size(0), op, ": argument 'indices' expected shape [",
+              src.size(0), ", k], got ", indices.shape());
+  const Shape want = {src.size(0), indices.size(1), src.size(2)};
+  COLT5_CHECK(routed.shape() == want, op, ": argument 'routed' expected shape ", want, ", got ", routed.shape());
+  return scatter(src, 1, indices.unsqueeze(-1).expand(want), routed);
+}
+
+// ---------------------------------------------------------------------------------------------
+// CoordinateDescentRouter
+
+CoordinateDescentRouter::CoordinateDescentRouter(int64_t dim, const CoordinateDescentRouterOptions& opts,
+                                                 Generator* gen)
+    : Router("CoordinateDescentRouter", dim, opts.num_routing_tokens, opts.straight_through, gen), opts_(opts) {
+  COLT5_CHECK(opts.n_iters >= 1, name_, ": option 'n_iters' expected >= 1, got ", opts.n_iters);
+  COLT5_CHECK(opts.fetch_k_ratio >= 1.0 && std::isfinite(opts.fetch_k_ratio), name_,
+              ": option 'fetch_k_ratio' expected a finite value >= 1, got ", opts.fetch_k_ratio);
+  COLT5_CHECK(opts.eps > 0.0 && std::isfinite(opts.eps), name_, ": option 'eps' expected a finite value > 0, got ",
+              opts.eps);
+}
+
+RouterOutput CoordinateDescentRouter::forward(const Tensor& x, int64_t num_tokens, const Tensor& mask) {
+  Prepared p = prepare(x, num_tokens, mask);
+  COLT5_CHECK(num_tokens <= p.n, name_, ": argument 'num_tokens' expected <= the sequence length ", p.n, ", got ",
+              num_tokens);
+  // effective_k = min(num_tokens * fetch_k_ratio, n): a real number, as the reference.
+  const double k_eff = std::min(double(num_tokens) * opts_.fetch_k_ratio, double(p.n));
+  CoorDescentOptions co;
+  co.n_iters = opts_.n_iters;
+  co.eps = opts_.eps;
+  Tensor scores = coor_descent(p.s, k_eff, co, p.mask);  // [b*r, n]
+  Tensor indices = topk_indices_torch_order(scores, num_tokens);
+  return finish(gather(scores, 1, indices), indices, p);
+}
+
+// ---------------------------------------------------------------------------------------------
+// DifferentiableTopKRouter
+
+DifferentiableTopKRouter::DifferentiableTopKRouter(int64_t dim, const DifferentiableTopKRouterOptions& opts,
+                                                   Generator* gen)
+    : Router("DifferentiableTopKRouter", dim, opts.num_routing_tokens, opts.straight_through, gen), opts_(opts) {
+  COLT5_CHECK(opts.temperature > 0.0 && std::isfinite(opts.temperature), name_,
+              ": option 'temperature' expected a finite value > 0, got ", opts.temperature);
+}
+
+RouterOutput DifferentiableTopKRouter::forward(const Tensor& x, int64_t num_tokens, const Tensor& mask) {
+  Prepared p = prepare(x, num_tokens, mask);
+  const int64_t n = p.n, k = std::min(num_tokens, n);
+  Tensor scores = div(p.s, scalar_tensor(opts_.temperature, p.s.dtype(), p.s.device()));
+  if (p.mask.defined()) scores = masked_fill(scores, logical_not(p.mask), lowest_finite(scores.dtype()));
+  Tensor order = sort_indices_torch_order(scores);  // ascending
+  Tensor sorted = gather(scores, 1, order);
+  sorted = sorted - amax(sorted, {-1}, true).detach();
+  Tensor e = exp(sorted);
+  // cum_softmax_i = e_i / max(sum_{j <= i} e_j, 1e-6)
+  Tensor cum_softmax = e / clamp_min(cumsum(e, -1), 1e-6);
+  Tensor selected = cum_softmax.narrow(1, n - k, k);
+  Tensor indices = order.narrow(1, n - k, k).contiguous();
+  return finish(selected, indices, p);
+}
+
+// ---------------------------------------------------------------------------------------------
+// SinkhornRouter
+
+SinkhornRouter::SinkhornRouter(int64_t dim, const SinkhornRouterOptions& opts, Generator* gen)
+    : Router("SinkhornRouter", dim, opts.num_routing_tokens, opts.straight_through, gen), opts_(opts) {
+  COLT5_CHECK(opts.n_iters >= 0, name_, ": option 'n_iters' expected >= 0, got ", opts.n_iters);
+  COLT5_CHECK(opts.temperature > 0.0 && std::isfinite(opts.temperature), name_,
+              ": option 'temperature' expected a finite value > 0, got ", opts.temperature);
+}
+
+RouterOutput SinkhornRouter::forward(const Tensor& x, int64_t num_tokens, const Tensor& mask) {
+  Prepared p = prepare(x, num_tokens, mask);
+  const int64_t n = p.n, k = std::min(num_tokens, n), rows = p.s.size(0);
+  const double mask_value = lowest_finite(p.s.dtype());
+  // Every one of the k picks sees the whole row: [rows, k, n].
+  Tensor scores = p.s.unsqueeze(1).expand({rows, k, n});
+  Tensor excluded;  // bool [rows, 1, n]
+  if (p.mask.defined()) {
+    excluded = logical_not(p.mask).unsqueeze(1);
+    scores = masked_fill(scores, excluded, mask_value);
+  }
+  scores = gumbel_sinkhorn(scores, opts_.n_iters, opts_.temperature, noise_generator);
+  if (excluded.defined()) scores = masked_fill(scores, excluded, mask_value);
+  // topk(1) over n for each pick.
+  Tensor flat = scores.reshape({rows * k, n});
+  Tensor idx = topk_indices_torch_order(flat, 1);  // [rows * k, 1]
+  Tensor selected = gather(flat, 1, idx).reshape({rows, k});
+  return finish(selected, idx.reshape({rows, k}), p);
+}
+
+Tensor SinkhornRouter::route_back(const Tensor& src, const Tensor& routed, const Tensor& indices) const {
+  const char* op = "SinkhornRouter.route_back";
+  COLT5_CHECK(src.defined() && routed.defined() && indices.defined(), op,
+              ": arguments 'src', 'routed' and 'indices' must be defined");
+  COLT5_CHECK(src.dim() == 3, op, ": argument 'src' expected rank 3 [batch, n, dim], got shape ", src.shape());
+  check_dtype(indices, DType::Int64, op, "indices");
+  COLT5_CHECK(indices.dim() == 2 && indices.size(0) == src.size(0), op, ": argument 'indices' expected shape [",
+              src.size(0), ", k], got ", indices.shape());
+  const Shape want = {src.size(0), indices.size(1), src.size(2)};
+  COLT5_CHECK(routed.shape() == want, op, ": argument 'routed' expected shape ", want, ", got ", routed.shape());
+  // scatter_mean as the reference: (src + sum routed) / max(src + count, 1e-5).
+  Tensor idx = indices.unsqueeze(-1).expand(want);
+  Tensor numer = scatter_add(src, 1, idx, routed);
+  Tensor denom = scatter_add(src, 1, idx, ones_like(routed));
+  return numer / clamp_min(denom, 1e-5);
+}
+
+// ---------------------------------------------------------------------------------------------
+// make_router
+
+void check_router_type(const std::string& router_type, const char* owner) {
+  COLT5_CHECK(router_type == "coor_descent" || router_type == "cum_softmax" || router_type == "sinkhorn", owner,
+              ": option 'router_type' expected one of coor_descent, cum_softmax, sinkhorn, got '", router_type, "'");
+}
+
+std::shared_ptr<Router> make_router(const std::string& router_type, int64_t dim, bool straight_through,
+                                    int64_t num_routing_tokens, const RouterKwargs& kw, Generator* gen,
+                                    const char* owner) {
+  check_router_type(router_type, owner);
+  auto reject = [&](bool set, const char* key) {
+    COLT5_CHECK(!set, owner, ": option 'router_kwargs' has '", key, "', which router_type '", router_type,
+                "' does not take");
+  };
+  if (router_type == "coor_descent") {
+    reject(kw.temperature.has_value(), "temperature");
+    CoordinateDescentRouterOptions o;
+    o.straight_through = straight_through;
+    o.num_routing_tokens = num_routing_tokens;
+    if (kw.n_iters) o.n_iters = *kw.n_iters;
+    if (kw.fetch_k_ratio) o.fetch_k_ratio = *kw.fetch_k_ratio;
+    if (kw.eps) o.eps = *kw.eps;
+    if (kw.use_triton) o.use_triton = *kw.use_triton;
+    return std::make_shared<CoordinateDescentRouter>(dim, o, gen);
+  }
+  if (router_type == "cum_softmax") {
+    reject(kw.n_iters.has_value(), "n_iters");
+    reject(kw.fetch_k_ratio.has_value(), "fetch_k_ratio");
+    reject(kw.eps.has_value(), "eps");
+    reject(kw.use_triton.has_value(), "use_triton");
+    DifferentiableTopKRouterOptions o;
+    o.straight_through = straight_through;
+    o.num_routing_tokens = num_routing_tokens;
+    if (kw.temperature) o.temperature = *kw.temperature;
+    return std::make_shared<DifferentiableTopKRouter>(dim, o, gen);
+  }
+  reject(kw.fetch_k_ratio.has_value(), "fetch_k_ratio");
+  reject(kw.eps.has_value(), "eps");
+  reject(kw.use_triton.has_value(), "use_triton");
+  SinkhornRouterOptions o;
+  o.straight_through = straight_through;
+  o.num_routing_tokens = num_routing_tokens;
+  if (kw.n_iters) o.n_iters = *kw.n_iters;
+  if (kw.temperature) o.temperature = *kw.temperature;
+  return std::make_shared<SinkhornRouter>(dim, o, gen);
+}
+
+}  // namespace colt5::nn

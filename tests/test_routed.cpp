@@ -1,1 +1,709 @@
+// Routers and the routed CoLT5 modules: float64 gradcheck of every router and module with
+// straight-through off (with it on, the routed scores' value is the constant 1, so finite
+// differences through them are zero by design), hand-checked values (straight-through scores,
+// route_back, the cumulative softmax, torch's tie order, the autoregressive windows, per-call
+// numbers of heavy tokens), fully masked rows staying finite, and bad options / inputs.
 #include <doctest/doctest.h>
+
+#include <cmath>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "autograd/gradcheck.h"
+#include "autograd/ops.h"
+#include "nn/routed.h"
+#include "nn/routers.h"
+
+using namespace colt5;
+using namespace colt5::nn;
+using doctest::Contains;
+
+namespace {
+
+Tensor randn64(const Shape& s, Generator& g) { return randn(s, DType::Float64, kCPU, &g); }
+
+Tensor leaf(const Shape& s, Generator& g) {
+  Tensor t = randn64(s, g);
+  t.requires_grad_();
+  return t;
+}
+
+// [b, n] bool mask from rows of 0/1.
+Tensor mask_of(const std::vector<std::vector<int>>& rows) {
+  std::vector<bool> v;
+  for (const auto& r : rows)
+    for (int x : r) v.push_back(x != 0);
+  return from_vector(v, {int64_t(rows.size()), int64_t(rows[0].size())});
+}
+
+// Gradcheck of f(x) with respect to x and every parameter of m.
+void gradcheck_module(Module& m, const Tensor& x, const std::function<Tensor(const Tensor&)>& f) {
+  TensorList in{x};
+  for (const Tensor& p : m.parameters()) in.push_back(p);
+  GradcheckOptions o;
+  o.max_elements = 512;
+  GradcheckResult r = gradcheck([&](const TensorList& t) { return f(t[0]); }, in, o);
+  INFO(r.message);
+  CHECK(r.ok);
+}
+
+bool all_finite(const Tensor& t) {
+  for (double v : t.detach().to(DType::Float64).contiguous().to_vector<double>())
+    if (!std::isfinite(v)) return false;
+  return true;
+}
+
+// Sum of the gradient-carrying outputs, backward, and every gradient finite.
+void check_finite_backward(Module& m, const Tensor& out, const TensorList& inputs) {
+  CHECK(all_finite(out));
+  sum(out * out).backward();
+  for (const Tensor& t : inputs)
+    if (t.grad().defined()) CHECK(all_finite(t.grad()));
+  for (auto& [name, p] : m.named_parameters()) {
+    CAPTURE(name);
+    if (p.grad().defined()) CHECK(all_finite(p.grad()));
+  }
+}
+
+double max_abs(const Tensor& t) {
+  double m = 0;
+  for (double v : t.detach().contiguous().to_vector<double>()) m = std::max(m, std::abs(v));
+  return m;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Routers
+
+TEST_CASE("routers: straight-through scores are 1, masked picks 0, indices distinct and in range") {
+  Generator g(1);
+  CoordinateDescentRouter r(8, {}, &g);
+  r.to(DType::Float64);
+  Tensor x = randn64({2, 10, 8}, g);
+  Tensor mask = mask_of({{1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, {1, 1, 0, 0, 0, 0, 0, 0, 0, 0}});
+  RouterOutput o = r(x, 4, mask);
+  REQUIRE(o.scores.shape() == Shape({2, 4}));
+  REQUIRE(o.indices.shape() == Shape({2, 4}));
+  std::vector<double> s = o.scores.to_vector<double>();
+  std::vector<int64_t> idx = o.indices.to_vector<int64_t>();
+  for (int j = 0; j < 4; ++j) CHECK(s[size_t(j)] == doctest::Approx(1.0));
+  // Row 1 has two kept tokens: they come first (score 1 > masked 0), the other picks score 0.
+  int kept = 0;
+  for (int j = 0; j < 4; ++j) {
+    const int64_t i = idx[size_t(4 + j)];
+    CHECK(i >= 0);
+    CHECK(i < 10);
+    if (i < 2) {
+      ++kept;
+      CHECK(s[size_t(4 + j)] == doctest::Approx(1.0));
+    } else {
+      CHECK(s[size_t(4 + j)] == 0.0);
+    }
+  }
+  CHECK(kept == 2);
+  for (int b = 0; b < 2; ++b)
+    for (int j = 0; j < 4; ++j)
+      for (int k = j + 1; k < 4; ++k) CHECK(idx[size_t(b * 4 + j)] != idx[size_t(b * 4 + k)]);
+
+  // Several routes: [b, r, k].
+  CoordinateDescentRouterOptions o3;
+  o3.num_routing_tokens = 3;
+  CoordinateDescentRouter r3(8, o3, &g);
+  r3.to(DType::Float64);
+  RouterOutput m = r3(x, 5);
+  CHECK(m.scores.shape() == Shape({2, 3, 5}));
+  CHECK(m.indices.shape() == Shape({2, 3, 5}));
+  CHECK(r3.routing_token.shape() == Shape({3, 8}));
+}
+
+TEST_CASE("routers: coordinate-descent scores without straight-through are the soft top-k") {
+  Generator g(2);
+  CoordinateDescentRouterOptions o;
+  o.straight_through = false;
+  CoordinateDescentRouter r(6, o, &g);
+  r.to(DType::Float64);
+  Tensor x = randn64({3, 12, 6}, g);
+  RouterOutput out = r(x, 4);
+  std::vector<double> s = out.scores.to_vector<double>();
+  for (int b = 0; b < 3; ++b)
+    for (int j = 0; j < 4; ++j) {
+      CHECK(s[size_t(b * 4 + j)] > 0.0);
+      CHECK(s[size_t(b * 4 + j)] <= 1.0);
+      if (j > 0) CHECK(s[size_t(b * 4 + j)] <= s[size_t(b * 4 + j - 1)]);  // descending
+    }
+}
+
+TEST_CASE("routers: torch's tie order and the cumulative softmax by hand") {
+  // No ties: plain descending / ascending order.
+  Tensor v = from_vector<double>({0.3, 0.9, 0.1, 0.5, 0.7}, {1, 5});
+  CHECK(topk_indices_torch_order(v, 3).to_vector<int64_t>() == std::vector<int64_t>{1, 4, 3});
+  CHECK(sort_indices_torch_order(v).to_vector<int64_t>() == std::vector<int64_t>{2, 0, 3, 4, 1});
+  // Ties: the picked values are the k largest, whichever tied index torch takes first.
+  Tensor t = from_vector<double>({1, 0.5, 1, 1, 0.2, 1, 0.7, 1}, {1, 8});
+  std::vector<int64_t> idx = topk_indices_torch_order(t, 6).to_vector<int64_t>();
+  std::vector<double> tv = t.to_vector<double>();
+  for (int j = 0; j < 5; ++j) CHECK(tv[size_t(idx[size_t(j)])] == 1.0);
+  CHECK(tv[size_t(idx[5])] == 0.7);
+  CHECK_THROWS_AS(topk_indices_torch_order(v, 6), colt5::Error);
+
+  // Cumulative softmax: scores s = x . token; sorted ascending s_(1) <= ... <= s_(n);
+  // out_i = e_i / sum_{j <= i} e_j with e = exp(s_(i) - s_(n)); the last k are returned.
+  Generator g(3);
+  DifferentiableTopKRouterOptions o;
+  o.straight_through = false;
+  DifferentiableTopKRouter r(1, o, &g);
+  r.to(DType::Float64);
+  {
+    NoGradGuard ng;
+    r.routing_token.set_data(from_vector<double>({1.0}, {1, 1}));
+  }
+  Tensor x = from_vector<double>({0.5, -1.0, 2.0, 0.0}, {1, 4, 1});
+  RouterOutput out = r(x, 2);
+  CHECK(out.indices.to_vector<int64_t>() == std::vector<int64_t>{0, 2});  // ascending score order
+  const double e0 = std::exp(-1.0 - 2.0), e1 = std::exp(0.0 - 2.0), e2 = std::exp(0.5 - 2.0), e3 = 1.0;
+  std::vector<double> s = out.scores.to_vector<double>();
+  CHECK(s[0] == doctest::Approx(e2 / (e0 + e1 + e2)).epsilon(1e-14));
+  CHECK(s[1] == doctest::Approx(e3 / (e0 + e1 + e2 + e3)).epsilon(1e-14));
+}
+
+TEST_CASE("routers: route_back puts rows back; the sinkhorn router averages repeated picks") {
+  Generator g(4);
+  CoordinateDescentRouter r(2, {}, &g);
+  r.to(DType::Float64);
+  Tensor src = full({1, 4, 2}, 7.0, DType::Float64);
+  Tensor routed = from_vector<double>({1, 2, 3, 4}, {1, 2, 2});
+  Tensor idx = from_vector<int64_t>({3, 1}, {1, 2});
+  CHECK(r.route_back(src, routed, idx).to_vector<double>() == std::vector<double>{7, 7, 3, 4, 7, 7, 1, 2});
+
+  SinkhornRouter sr(2, {}, &g);
+  sr.to(DType::Float64);
+  Tensor zeros_src = zeros({1, 4, 2}, DType::Float64);
+  Tensor routed3 = from_vector<double>({1, 2, 3, 4, 5, 6}, {1, 3, 2});
+  Tensor idx3 = from_vector<int64_t>({2, 2, 0}, {1, 3});
+  std::vector<double> got = sr.route_back(zeros_src, routed3, idx3).to_vector<double>();
+  const std::vector<double> want = {5, 6, 0, 0, 2, 3, 0, 0};  // position 2: mean of rows 0, 1
+  for (size_t i = 0; i < want.size(); ++i) CHECK(got[i] == doctest::Approx(want[i]).epsilon(1e-4));
+}
+
+TEST_CASE("routers: gradcheck in float64 with straight-through off") {
+  Generator g(5);
+  Tensor x = leaf({2, 9, 6}, g);
+  Tensor mask = mask_of({{1, 1, 1, 1, 1, 1, 1, 1, 1}, {1, 0, 1, 1, 0, 1, 1, 1, 1}});
+  SUBCASE("coor_descent, one route, masked") {
+    CoordinateDescentRouterOptions o;
+    o.straight_through = false;
+    CoordinateDescentRouter r(6, o, &g);
+    r.to(DType::Float64);
+    gradcheck_module(r, x, [&](const Tensor& t) { return r(t, 3, mask).scores; });
+  }
+  SUBCASE("coor_descent, two routes") {
+    CoordinateDescentRouterOptions o;
+    o.straight_through = false;
+    o.num_routing_tokens = 2;
+    o.eps = 0.5;
+    CoordinateDescentRouter r(6, o, &g);
+    r.to(DType::Float64);
+    gradcheck_module(r, x, [&](const Tensor& t) { return r(t, 4).scores; });
+  }
+  SUBCASE("coor_descent, straight-through on: the gradient still flows (checked against the off case)") {
+    CoordinateDescentRouterOptions o;
+    CoordinateDescentRouter on(6, o, &g);
+    on.to(DType::Float64);
+    o.straight_through = false;
+    CoordinateDescentRouter off(6, o, &g);
+    off.to(DType::Float64);
+    {
+      NoGradGuard ng;
+      off.routing_token.set_data(on.routing_token.detach().clone());
+    }
+    Tensor w = randn64({2, 3}, g);
+    Tensor xa = x.detach().clone().requires_grad_(), xb = x.detach().clone().requires_grad_();
+    RouterOutput a = on(xa, 3), b = off(xb, 3);
+    CHECK(a.indices.to_vector<int64_t>() == b.indices.to_vector<int64_t>());
+    sum(a.scores * w).backward();
+    sum(b.scores * w).backward();
+    CHECK(max_abs(xa.grad() - xb.grad()) < 1e-12);
+  }
+  SUBCASE("cum_softmax, masked, two routes") {
+    DifferentiableTopKRouterOptions o;
+    o.straight_through = false;
+    o.num_routing_tokens = 2;
+    o.temperature = 0.7;
+    DifferentiableTopKRouter r(6, o, &g);
+    r.to(DType::Float64);
+    gradcheck_module(r, x, [&](const Tensor& t) { return r(t, 3, mask).scores; });
+  }
+  SUBCASE("sinkhorn with fixed noise") {
+    SinkhornRouterOptions o;
+    o.straight_through = false;
+    SinkhornRouter r(6, o, &g);
+    r.to(DType::Float64);
+    Generator noise(11);
+    r.noise_generator = &noise;
+    Tensor xp = abs(x.detach()).requires_grad_();  // the reference takes log(scores)
+    {
+      NoGradGuard ng;
+      r.routing_token.set_data(abs(r.routing_token.detach()));
+    }
+    gradcheck_module(r, xp, [&](const Tensor& t) {
+      noise.manual_seed(11);
+      return r(t, 3, mask).scores;
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Modules: gradcheck
+
+TEST_CASE("routed modules: gradcheck in float64 with straight-through off") {
+  Generator g(7);
+  const int64_t dim = 8;
+  Tensor mask = mask_of({{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, {1, 1, 1, 0, 1, 1, 0, 1, 1, 1, 1, 1}});
+
+  SUBCASE("ConditionalRoutedFeedForward") {
+    ConditionalRoutedFeedForwardOptions o;
+    o.num_heavy_tokens = 3;
+    o.router_straight_through = false;
+    o.heavy_ff_mult = 2;
+    ConditionalRoutedFeedForward m(dim, o, &g);
+    m.to(DType::Float64);
+    Tensor x = leaf({2, 12, dim}, g);
+    gradcheck_module(m, x, [&](const Tensor& t) { return m(t, mask); });
+  }
+  SUBCASE("ConditionalRoutedFeedForward with the cum_softmax router") {
+    ConditionalRoutedFeedForwardOptions o;
+    o.num_heavy_tokens = 4;
+    o.router_straight_through = false;
+    o.router_type = "cum_softmax";
+    o.router_kwargs.temperature = 0.8;
+    ConditionalRoutedFeedForward m(dim, o, &g);
+    m.to(DType::Float64);
+    Tensor x = leaf({2, 12, dim}, g);
+    gradcheck_module(m, x, [&](const Tensor& t) { return m(t, mask); });
+  }
+  SUBCASE("ConditionalRoutedAttention (2 key/value routes, scores on queries and keys)") {
+    ConditionalRoutedAttentionOptions o;
+    o.num_heavy_tokens_q = 3;
+    o.num_heavy_tokens_kv = 4;
+    o.num_routed_kv = 2;
+    o.light_dim_head = 4;
+    o.light_heads = 2;
+    o.light_window_size = 4;
+    o.heavy_dim_head = 4;
+    o.heavy_heads = 2;
+    o.router_straight_through = false;
+    o.multiply_keys_by_score = true;
+    o.multiply_queries_by_score = true;
+    ConditionalRoutedAttention m(dim, o, &g);
+    m.to(DType::Float64);
+    Tensor x = leaf({2, 12, dim}, g);
+    gradcheck_module(m, x, [&](const Tensor& t) { return m(t, mask); });
+  }
+  SUBCASE("ConditionalRoutedAutoregressiveAttention") {
+    ConditionalRoutedAutoregressiveAttentionOptions o;
+    o.num_heavy_tokens_q = 2;
+    o.num_heavy_tokens_kv = 3;
+    o.light_dim_head = 4;
+    o.light_heads = 2;
+    o.light_window_size = 4;
+    o.heavy_dim_head = 4;
+    o.heavy_heads = 2;
+    o.router_straight_through = false;
+    ConditionalRoutedAutoregressiveAttention m(dim, o, &g);
+    m.to(DType::Float64);
+    Tensor x = leaf({2, 11, dim}, g);
+    gradcheck_module(m, x, [&](const Tensor& t) { return m(t); });
+  }
+  SUBCASE("ConditionalRoutedCrossAttention (2 key/value routes, masks)") {
+    ConditionalRoutedCrossAttentionOptions o;
+    o.num_tokens_q = 3;
+    o.num_tokens_kv = 4;
+    o.dim_head = 4;
+    o.heads = 2;
+    o.kv_routing_tokens = 2;
+    o.router_straight_through = false;
+    ConditionalRoutedCrossAttention m(dim, o, &g);
+    m.to(DType::Float64);
+    Tensor x = leaf({2, 6, dim}, g);
+    Tensor context = leaf({2, 12, dim}, g);
+    Tensor xmask = mask_of({{1, 1, 1, 1, 1, 1}, {1, 0, 1, 1, 1, 1}});
+    TensorList in{x, context};
+    for (const Tensor& p : m.parameters()) in.push_back(p);
+    GradcheckOptions go;
+    go.max_elements = 512;
+    GradcheckResult r =
+        gradcheck([&](const TensorList& t) { return m(t[0], t[1], xmask, mask); }, in, go);
+    INFO(r.message);
+    CHECK(r.ok);
+  }
+  SUBCASE("ConditionalRoutedTransformerBlock") {
+    ConditionalRoutedTransformerBlockOptions o;
+    o.num_heavy_attn_tokens_q = 3;
+    o.num_heavy_attn_tokens_kv = 4;
+    o.num_heavy_ff_tokens = 3;
+    o.light_dim_head = 4;
+    o.light_heads = 2;
+    o.light_window_size = 4;
+    o.heavy_dim_head = 4;
+    o.heavy_heads = 2;
+    o.heavy_ff_mult = 2;
+    o.router_straight_through = false;
+    ConditionalRoutedTransformerBlock m(dim, o, &g);
+    m.to(DType::Float64);
+    Tensor x = leaf({2, 12, dim}, g);
+    gradcheck_module(m, x, [&](const Tensor& t) { return m(t, mask); });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Modules: values and structure
+
+TEST_CASE("routed modules: parameter names are the reference's state_dict keys") {
+  Generator g(8);
+  ConditionalRoutedAttentionOptions o;
+  o.num_heavy_tokens_q = 2;
+  o.num_heavy_tokens_kv = 2;
+  o.light_heads = 2;
+  o.light_dim_head = 4;
+  o.heavy_heads = 2;
+  o.heavy_dim_head = 4;
+  ConditionalRoutedAttention m(8, o, &g);
+  std::vector<std::string> names;
+  for (auto& [n, p] : m.named_parameters()) names.push_back(n);
+  for (const char* want : {"light_attn.norm.weight", "light_attn.norm.bias", "light_attn.to_qkv.weight",
+                           "light_attn.to_out.weight", "null_q_token", "q_router.routing_token",
+                           "kv_router.routing_token", "heavy_attn.norm.gamma", "heavy_attn.null_kv",
+                           "heavy_attn.to_q.weight", "heavy_attn.to_kv.weight", "heavy_attn.to_out.weight"}) {
+    CAPTURE(want);
+    CHECK(std::find(names.begin(), names.end(), want) != names.end());
+  }
+  CHECK(names.size() == 12);
+  o.use_null_q_tokens = false;
+  ConditionalRoutedAttention m2(8, o, &g);
+  for (auto& [n, p] : m2.named_parameters()) CHECK(n != "null_q_token");
+  CHECK_FALSE(m2.null_q_token.defined());
+
+  ConditionalRoutedTransformerBlockOptions bo;
+  bo.num_heavy_attn_tokens_q = bo.num_heavy_attn_tokens_kv = bo.num_heavy_ff_tokens = 2;
+  ConditionalRoutedTransformerBlock block(8, bo, &g);
+  auto sd = block.state_dict();
+  CHECK(sd.count("conditional_ff.light_ff.1.weight"));
+  CHECK(sd.count("conditional_ff.heavy_ff.3.bias"));
+  CHECK(sd.count("conditional_ff.router.routing_token"));
+  CHECK(sd.count("conditional_attn.kv_router.routing_token"));
+  CHECK(sd.at("conditional_ff.light_ff.1.weight").shape() == Shape({4, 8}));  // int(8 * 0.5)
+}
+
+TEST_CASE("ConditionalRoutedFeedForward: the heavy branch touches exactly the routed tokens") {
+  Generator g(9);
+  ConditionalRoutedFeedForwardOptions o;
+  o.num_heavy_tokens = 2;
+  ConditionalRoutedFeedForward m(4, o, &g);
+  m.to(DType::Float64);
+  Tensor x = randn64({2, 7, 4}, g);
+  NoGradGuard ng;
+  Tensor light = m.light_ff->forward(x);
+  auto changed_rows = [&](const Tensor& out) {
+    std::vector<double> d = (out - light).contiguous().to_vector<double>();
+    int rows = 0;
+    for (int r = 0; r < 14; ++r) {
+      double s = 0;
+      for (int k = 0; k < 4; ++k) s += std::abs(d[size_t(r * 4 + k)]);
+      rows += s > 0;
+    }
+    return rows;
+  };
+  CHECK(changed_rows(m(x)) == 2 * 2);
+  CHECK(changed_rows(m(x, Tensor(), 5)) == 2 * 5);  // per-call override
+  CHECK(changed_rows(m(x, Tensor(), 7)) == 2 * 7);
+  // Straight-through on: the heavy branch's output is heavy_ff(x) itself at the routed rows.
+  RouterOutput r = m.router->forward(x, 2);
+  Tensor routed = batched_gather(x, r.indices);
+  Tensor expect = m.heavy_ff->forward(routed) + batched_gather(light, r.indices);
+  CHECK(max_abs(batched_gather(m(x), r.indices) - expect) < 1e-12);
+}
+
+TEST_CASE("ConditionalRoutedAutoregressiveAttention: window 0 and short sequences are light only") {
+  Generator g(10);
+  ConditionalRoutedAutoregressiveAttentionOptions o;
+  o.num_heavy_tokens_q = 2;
+  o.num_heavy_tokens_kv = 3;
+  o.light_dim_head = 4;
+  o.light_heads = 2;
+  o.light_window_size = 4;
+  o.heavy_window_size = 3;
+  o.heavy_dim_head = 4;
+  o.heavy_heads = 2;
+  ConditionalRoutedAutoregressiveAttention m(8, o, &g);
+  m.to(DType::Float64);
+  CHECK(m.heavy_window_size() == 3);
+  NoGradGuard ng;
+  Tensor x = randn64({2, 10, 8}, g);
+  Tensor out = m(x);
+  Tensor light = m.light_attn->forward(x);
+  CHECK(out.shape() == Shape({2, 10, 8}));
+  CHECK(max_abs(out.narrow(1, 0, 3) - light.narrow(1, 0, 3)) == 0.0);
+  CHECK(max_abs(out.narrow(1, 3, 7) - light.narrow(1, 3, 7)) > 0.0);
+  // Causal: changing the last token leaves every earlier output unchanged.
+  Tensor x2 = cat({x.narrow(1, 0, 9), randn64({2, 1, 8}, g)}, 1);
+  CHECK(max_abs(m(x2).narrow(1, 0, 9) - out.narrow(1, 0, 9)) < 1e-12);
+  // A sequence of at most one heavy window has no heavy part.
+  Tensor xs = randn64({2, 3, 8}, g);
+  CHECK(max_abs(m(xs) - m.light_attn->forward(xs)) == 0.0);
+  Tensor x1 = randn64({1, 2, 8}, g);
+  CHECK(m(x1).shape() == Shape({1, 2, 8}));
+  // Overrides: taking every token skips routing and still runs.
+  CHECK(m(x, 3, 12).shape() == Shape({2, 10, 8}));
+}
+
+TEST_CASE("ConditionalRoutedCrossAttention: unrouted queries give the heavy attention's output") {
+  Generator g(11);
+  ConditionalRoutedCrossAttentionOptions o;
+  o.num_tokens_q = 4;
+  o.num_tokens_kv = 5;
+  o.dim_head = 4;
+  o.heads = 2;
+  ConditionalRoutedCrossAttention m(8, o, &g);
+  m.to(DType::Float64);
+  NoGradGuard ng;
+  Tensor x = randn64({2, 4, 8}, g), context = randn64({2, 5, 8}, g);
+  // n <= num_tokens_q and m <= num_tokens_kv: nothing is routed.
+  CHECK(max_abs(m(x, context) - m.heavy_attn->forward(x, context)) == 0.0);
+  // Routed queries: the unpicked ones get the null token.
+  Tensor x6 = randn64({2, 6, 8}, g);
+  Tensor out = m(x6, context, Tensor(), Tensor(), 2);
+  RouterOutput r = m.q_router->forward(x6, 2);
+  std::vector<int64_t> idx = r.indices.to_vector<int64_t>();
+  std::vector<double> o6 = out.contiguous().to_vector<double>(), nq = m.null_q_token.detach().to_vector<double>();
+  for (int b = 0; b < 2; ++b)
+    for (int i = 0; i < 6; ++i) {
+      if (idx[size_t(b * 2)] == i || idx[size_t(b * 2 + 1)] == i) continue;
+      for (int k = 0; k < 8; ++k) CHECK(o6[size_t((b * 6 + i) * 8 + k)] == nq[size_t(k)]);
+    }
+}
+
+TEST_CASE("routed modules: a batch row whose mask is all False stays finite (values and gradients)") {
+  Generator g(12);
+  const int64_t dim = 8;
+  Tensor mask = mask_of({{1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0}});
+  for (bool st : {true, false}) {
+    CAPTURE(st);
+    {
+      ConditionalRoutedFeedForwardOptions o;
+      o.num_heavy_tokens = 3;
+      o.router_straight_through = st;
+      ConditionalRoutedFeedForward m(dim, o, &g);
+      m.to(DType::Float64);
+      Tensor x = leaf({2, 10, dim}, g);
+      check_finite_backward(m, m(x, mask), {x});
+    }
+    {
+      ConditionalRoutedAttentionOptions o;
+      o.num_heavy_tokens_q = 3;
+      o.num_heavy_tokens_kv = 4;
+      o.num_routed_kv = 2;
+      o.light_dim_head = 4;
+      o.light_heads = 2;
+      o.light_window_size = 4;
+      o.heavy_dim_head = 4;
+      o.heavy_heads = 2;
+      o.router_straight_through = st;
+      ConditionalRoutedAttention m(dim, o, &g);
+      m.to(DType::Float64);
+      Tensor x = leaf({2, 10, dim}, g);
+      check_finite_backward(m, m(x, mask), {x});
+    }
+    {
+      ConditionalRoutedTransformerBlockOptions o;
+      o.num_heavy_attn_tokens_q = 3;
+      o.num_heavy_attn_tokens_kv = 4;
+      o.num_heavy_ff_tokens = 3;
+      o.light_dim_head = 4;
+      o.light_heads = 2;
+      o.light_window_size = 4;
+      o.heavy_dim_head = 4;
+      o.heavy_heads = 2;
+      o.router_straight_through = st;
+      ConditionalRoutedTransformerBlock m(dim, o, &g);
+      m.to(DType::Float64);
+      Tensor x = leaf({2, 10, dim}, g);
+      check_finite_backward(m, m(x, mask), {x});
+    }
+    {
+      ConditionalRoutedCrossAttentionOptions o;
+      o.num_tokens_q = 2;
+      o.num_tokens_kv = 3;
+      o.dim_head = 4;
+      o.heads = 2;
+      o.router_straight_through = st;
+      ConditionalRoutedCrossAttention m(dim, o, &g);
+      m.to(DType::Float64);
+      Tensor x = leaf({2, 5, dim}, g), context = leaf({2, 10, dim}, g);
+      Tensor xmask = mask_of({{1, 1, 1, 1, 1}, {0, 0, 0, 0, 0}});
+      check_finite_backward(m, m(x, context, xmask, mask), {x, context});
+    }
+    {
+      for (const char* type : {"cum_softmax", "coor_descent"}) {
+        ConditionalRoutedFeedForwardOptions o;
+        o.num_heavy_tokens = 3;
+        o.router_straight_through = st;
+        o.router_type = type;
+        ConditionalRoutedFeedForward m(dim, o, &g);
+        m.to(DType::Float64);
+        Tensor x = leaf({2, 10, dim}, g);
+        check_finite_backward(m, m(x, mask), {x});
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad options and inputs
+
+TEST_CASE("routed modules: bad options throw colt5::Error naming the option") {
+  Generator g(13);
+  SUBCASE("routers") {
+    CoordinateDescentRouterOptions o;
+    o.fetch_k_ratio = 0.9;
+    CHECK_THROWS_WITH_AS(CoordinateDescentRouter(4, o, &g), Contains("fetch_k_ratio"), colt5::Error);
+    o = {};
+    o.eps = 0.0;
+    CHECK_THROWS_WITH_AS(CoordinateDescentRouter(4, o, &g), Contains("eps"), colt5::Error);
+    o = {};
+    o.eps = -1.0;
+    CHECK_THROWS_WITH_AS(CoordinateDescentRouter(4, o, &g), Contains("eps"), colt5::Error);
+    o = {};
+    o.n_iters = 0;
+    CHECK_THROWS_WITH_AS(CoordinateDescentRouter(4, o, &g), Contains("n_iters"), colt5::Error);
+    o = {};
+    o.num_routing_tokens = 0;
+    CHECK_THROWS_WITH_AS(CoordinateDescentRouter(4, o, &g), Contains("num_routing_tokens"), colt5::Error);
+    DifferentiableTopKRouterOptions t;
+    t.temperature = 0;
+    CHECK_THROWS_WITH_AS(DifferentiableTopKRouter(4, t, &g), Contains("temperature"), colt5::Error);
+    SinkhornRouterOptions s;
+    s.temperature = -1;
+    CHECK_THROWS_WITH_AS(SinkhornRouter(4, s, &g), Contains("temperature"), colt5::Error);
+  }
+  SUBCASE("feedforward") {
+    ConditionalRoutedFeedForwardOptions o;  // num_heavy_tokens not set
+    CHECK_THROWS_WITH_AS(ConditionalRoutedFeedForward(8, o, &g), Contains("num_heavy_tokens"), colt5::Error);
+    o.num_heavy_tokens = 2;
+    o.router_kwargs.fetch_k_ratio = 0.5;
+    CHECK_THROWS_WITH_AS(ConditionalRoutedFeedForward(8, o, &g), Contains("fetch_k_ratio"), colt5::Error);
+    o.router_kwargs = {};
+    o.router_kwargs.eps = 0.0;
+    CHECK_THROWS_WITH_AS(ConditionalRoutedFeedForward(8, o, &g), Contains("eps"), colt5::Error);
+    o.router_kwargs = {};
+    o.router_type = "mystery";
+    CHECK_THROWS_WITH_AS(ConditionalRoutedFeedForward(8, o, &g), Contains("router_type"), colt5::Error);
+    o.router_type = "coor_descent";
+    o.router_kwargs.temperature = 0.5;  // not a coordinate-descent keyword
+    CHECK_THROWS_WITH_AS(ConditionalRoutedFeedForward(8, o, &g), Contains("temperature"), colt5::Error);
+    o.router_type = "cum_softmax";
+    o.router_kwargs = {};
+    o.router_kwargs.n_iters = 5;
+    CHECK_THROWS_WITH_AS(ConditionalRoutedFeedForward(8, o, &g), Contains("n_iters"), colt5::Error);
+  }
+  SUBCASE("attention") {
+    ConditionalRoutedAttentionOptions o;
+    o.num_heavy_tokens_q = 2;
+    o.num_heavy_tokens_kv = 2;
+    o.light_heads = 2;
+    o.light_dim_head = 4;
+    o.heavy_heads = 3;
+    o.num_routed_kv = 2;  // 3 heads not divisible by 2 routes
+    CHECK_THROWS_WITH_AS(ConditionalRoutedAttention(8, o, &g), Contains("num_routed_kv"), colt5::Error);
+    o.heavy_heads = 4;
+    o.num_heavy_tokens_kv = 0;
+    CHECK_THROWS_WITH_AS(ConditionalRoutedAttention(8, o, &g), Contains("num_heavy_tokens_kv"), colt5::Error);
+    o.num_heavy_tokens_kv = 2;
+    o.num_heavy_tokens_q = -1;
+    CHECK_THROWS_WITH_AS(ConditionalRoutedAttention(8, o, &g), Contains("num_heavy_tokens_q"), colt5::Error);
+    o.num_heavy_tokens_q = 2;
+    o.light_window_size = 1;
+    CHECK_THROWS_WITH_AS(ConditionalRoutedAttention(8, o, &g), Contains("light_window_size"), colt5::Error);
+    ConditionalRoutedAutoregressiveAttentionOptions a;
+    a.num_heavy_tokens_q = 2;
+    a.num_heavy_tokens_kv = 2;
+    a.heavy_window_size = 0;
+    CHECK_THROWS_WITH_AS(ConditionalRoutedAutoregressiveAttention(8, a, &g), Contains("heavy_window_size"),
+                         colt5::Error);
+    ConditionalRoutedCrossAttentionOptions c;
+    c.num_tokens_q = 2;
+    c.num_tokens_kv = 2;
+    c.heads = 4;
+    c.kv_routing_tokens = 3;
+    CHECK_THROWS_WITH_AS(ConditionalRoutedCrossAttention(8, c, &g), Contains("kv_routing_tokens"), colt5::Error);
+    ConditionalRoutedTransformerBlockOptions b;
+    b.num_heavy_attn_tokens_q = b.num_heavy_attn_tokens_kv = 2;
+    CHECK_THROWS_WITH_AS(ConditionalRoutedTransformerBlock(8, b, &g), Contains("num_heavy_ff_tokens"),
+                         colt5::Error);
+  }
+}
+
+TEST_CASE("routed modules: bad inputs throw colt5::Error naming the argument") {
+  Generator g(14);
+  ConditionalRoutedFeedForwardOptions fo;
+  fo.num_heavy_tokens = 2;
+  ConditionalRoutedFeedForward ff(8, fo, &g);
+  ff.to(DType::Float64);
+  ConditionalRoutedAttentionOptions ao;
+  ao.num_heavy_tokens_q = 2;
+  ao.num_heavy_tokens_kv = 3;
+  ao.light_heads = 2;
+  ao.light_dim_head = 4;
+  ao.light_window_size = 4;
+  ao.heavy_heads = 2;
+  ao.heavy_dim_head = 4;
+  ConditionalRoutedAttention attn(8, ao, &g);
+  attn.to(DType::Float64);
+  Tensor x = randn64({2, 6, 8}, g);
+
+  // rank and feature size
+  CHECK_THROWS_WITH_AS(ff(randn64({6, 8}, g)), Contains("'x'"), colt5::Error);
+  CHECK_THROWS_WITH_AS(ff(randn64({2, 6, 7}, g)), Contains("'x'"), colt5::Error);
+  CHECK_THROWS_WITH_AS(attn(randn64({2, 6, 9}, g)), Contains("'x'"), colt5::Error);
+  CHECK_THROWS_WITH_AS(attn(randn64({1, 2, 6, 8}, g)), Contains("'x'"), colt5::Error);
+  // dtype differs from the parameters'
+  CHECK_THROWS_WITH_AS(ff(randn({2, 6, 8}, DType::Float32, kCPU, &g)), Contains("'x'"), colt5::Error);
+  // mask shape and dtype
+  CHECK_THROWS_WITH_AS(ff(x, ones({2, 5}, DType::Bool)), Contains("'mask'"), colt5::Error);
+  CHECK_THROWS_WITH_AS(ff(x, ones({2, 6}, DType::Float64)), Contains("'mask'"), colt5::Error);
+  CHECK_THROWS_WITH_AS(attn(x, ones({6}, DType::Bool)), Contains("'mask'"), colt5::Error);
+  CHECK_THROWS_WITH_AS(attn(x, ones({2, 6}, DType::Int64)), Contains("'mask'"), colt5::Error);
+  // number of heavy tokens per call
+  CHECK_THROWS_WITH_AS(ff(x, Tensor(), 0), Contains("num_heavy_tokens"), colt5::Error);
+  CHECK_THROWS_WITH_AS(attn(x, Tensor(), 0), Contains("num_heavy_tokens_q"), colt5::Error);
+  CHECK_THROWS_WITH_AS(attn(x, Tensor(), 2, -3), Contains("num_heavy_tokens_kv"), colt5::Error);
+  CHECK_THROWS_WITH_AS(ff(x, Tensor(), 7), Contains("num_tokens"), colt5::Error);  // more than n
+  // cross attention: context checks
+  ConditionalRoutedCrossAttentionOptions co;
+  co.num_tokens_q = 2;
+  co.num_tokens_kv = 2;
+  co.dim_head = 4;
+  co.heads = 2;
+  ConditionalRoutedCrossAttention cross(8, co, &g);
+  cross.to(DType::Float64);
+  CHECK_THROWS_WITH_AS(cross(x, randn64({3, 5, 8}, g)), Contains("'context'"), colt5::Error);
+  CHECK_THROWS_WITH_AS(cross(x, randn64({2, 5, 4}, g)), Contains("'context'"), colt5::Error);
+  CHECK_THROWS_WITH_AS(cross(x, randn64({2, 5, 8}, g), Tensor(), ones({2, 4}, DType::Bool)),
+                       Contains("'context_mask'"), colt5::Error);
+  CHECK_THROWS_WITH_AS(cross(x, randn64({2, 5, 8}, g), Tensor(), Tensor(), 0), Contains("num_tokens_q"),
+                       colt5::Error);
+  // routers directly
+  CoordinateDescentRouter r(8, {}, &g);
+  r.to(DType::Float64);
+  CHECK_THROWS_WITH_AS(r(x, 0), Contains("num_tokens"), colt5::Error);
+  CHECK_THROWS_WITH_AS(r(randn64({2, 6, 3}, g), 2), Contains("'x'"), colt5::Error);
+  CHECK_THROWS_WITH_AS(r(x, 2, ones({2, 6}, DType::Float64)), Contains("'mask'"), colt5::Error);
+  CHECK_THROWS_WITH_AS(r.route_back(zeros({2, 6, 8}, DType::Float64), zeros({2, 3, 8}, DType::Float64),
+                                    zeros({2, 2}, DType::Int64)),
+                       Contains("'routed'"), colt5::Error);
+  CHECK_THROWS_AS(r.route_back(zeros({2, 6, 8}, DType::Float64), zeros({2, 1, 8}, DType::Float64),
+                               full({2, 1}, 6.0, DType::Int64)),
+                  colt5::Error);  // index out of range
+}

@@ -1,0 +1,208 @@
+// Routers: pick, for every row of a batch, the tokens that go through a "heavy" branch, and a
+// differentiable normalised score for each picked token (CoLT5, arXiv 2303.09752, section 2).
+//
+// Dims legend: b batch, n sequence length, d model dim, r routing tokens (independent routes),
+// k tokens picked per route.
+//
+// Every router owns `routing_token` [r, d] (reference state_dict key "routing_token") and
+//   s = einsum('b n d, r d -> b r n', x, routing_token)                            // [b, r, n]
+// the routes are then handled as extra batch rows ([b * r, n]) and split again at the end:
+// the outputs are [b, k] when r == 1 and [b, r, k] otherwise (as the reference's unpack).
+//
+//   CoordinateDescentRouter ("coor_descent", CoLT5's router):
+//     scores = coor_descent(s, n_iters, k_eff = min(num_tokens * fetch_k_ratio, n), eps, mask)
+//     (k_eff is a real number, not truncated, as the reference), then the num_tokens largest
+//     scores with torch.topk's order (below).
+//   DifferentiableTopKRouter ("cum_softmax"): s / temperature, masked entries set to
+//     -finfo.max, sorted ascending (torch.sort's order), minus the row max (detached), then
+//     cum_softmax_i = e_i / max(sum_{j <= i} e_j, 1e-6) with e = exp(.); the last num_tokens of
+//     the sorted row (so the indices come in ascending score order).
+//   SinkhornRouter ("sinkhorn"): s repeated num_tokens times ([b*r, k, n]), masked entries set to
+//     -finfo.max, gumbel_sinkhorn(., n_iters, temperature) (random: Gumbel noise from the
+//     generator), masked again, and the arg-max over n of each of the k rows (repeats possible).
+//
+// Straight-through (straight_through = true, the default): the selected scores become
+//   sel + (1 - sel).detach()
+// whose value is 1 and whose gradient is that of sel; picked positions the mask excludes then
+// get 0. With it off, the scores themselves are returned (and carry the routing gradient).
+//
+// route_back(src, routed [b, k, d], indices [b, k]) puts each routed row back at its position
+// of a copy of src [b, n, d] (torch's src[batch_range, indices] = routed); positions not picked
+// keep src's value. SinkhornRouter's picks may repeat, so it averages instead, exactly as the
+// reference's scatter_mean: (src + sum of routed rows at i) / max(src + count at i, 1e-5) — note
+// that src enters the denominator too (the reference's behaviour, kept for parity; with a zero
+// src this is the plain mean).
+//
+// Tie order. Scores tie exactly (coordinate descent saturates at 1.0; masked entries are all 0),
+// and the reference's outputs depend on which tied token torch picks first. The routers
+// therefore reproduce torch's CPU algorithms: topk = std::nth_element then std::sort of the
+// first k-1 (std::partial_sort when k * 64 <= n), sort = std::sort, on (value, index) pairs in
+// index order. These run on the host: on a GPU the scores are copied back for this step (one
+// small device-to-host copy per router call). The selected scores are then gathered with a
+// differentiable gather on the scores' device.
+//
+// use_triton (coordinate descent) selects the reference's Triton kernel; there is no Triton
+// here, and our coor_descent op already has its own fused backward, so the option is accepted
+// and has no effect.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "autograd/ops/creation.h"
+#include "nn/module.h"
+
+namespace colt5::nn {
+
+// What a router returns: the normalised scores of the picked tokens and their positions.
+struct RouterOutput {
+  Tensor scores;   // [b, k] (r == 1) or [b, r, k]; x's dtype
+  Tensor indices;  // int64, same shape, values in [0, n)
+};
+
+// The part every router shares: the routing tokens, input checks, straight-through, route_back.
+class Router : public Module {
+public:
+  // x [b, n, d] floating (routing_token's dtype and device); mask bool [b, n] (True = keep) or
+  // undefined; num_tokens >= 1 tokens per route.
+  virtual RouterOutput forward(const Tensor& x, int64_t num_tokens, const Tensor& mask = Tensor()) = 0;
+  RouterOutput operator()(const Tensor& x, int64_t num_tokens, const Tensor& mask = Tensor()) {
+    return forward(x, num_tokens, mask);
+  }
+
+  // src [b, n, d], routed [b, k, d], indices int64 [b, k] -> [b, n, d] (see the file comment).
+  virtual Tensor route_back(const Tensor& src, const Tensor& routed, const Tensor& indices) const;
+
+  int64_t dim() const { return dim_; }
+  int64_t num_routing_tokens() const { return num_routing_tokens_; }
+  bool straight_through() const { return straight_through_; }
+  const std::string& name() const { return name_; }
+
+  Tensor routing_token;  // [num_routing_tokens, dim], randn init as the reference
+
+protected:
+  Router(std::string name, int64_t dim, int64_t num_routing_tokens, bool straight_through, Generator* gen);
+
+  // Checks x and mask; returns s [b * r, n] and the mask repeated per route [b * r, n] (or
+  // undefined).
+  struct Prepared {
+    Tensor s;     // [b * r, n]
+    Tensor mask;  // bool [b * r, n] or undefined
+    int64_t batch = 0, n = 0;
+  };
+  Prepared prepare(const Tensor& x, int64_t num_tokens, const Tensor& mask) const;
+
+  // Straight-through and masking of the picked scores [b*r, k] / indices [b*r, k], then the
+  // routes split out again: [b, k] or [b, r, k].
+  RouterOutput finish(Tensor selected, Tensor indices, const Prepared& p) const;
+
+  std::string name_;
+  int64_t dim_, num_routing_tokens_;
+  bool straight_through_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// CoordinateDescentRouter(dim, straight_through = True, n_iters = 50, fetch_k_ratio = 9 / 8,
+//                         eps = 1., num_routing_tokens = 1, use_triton = False)
+struct CoordinateDescentRouterOptions {
+  bool straight_through = true;
+  int64_t n_iters = 50;              // >= 1
+  double fetch_k_ratio = 9.0 / 8.0;  // >= 1
+  double eps = 1.0;                  // > 0
+  int64_t num_routing_tokens = 1;    // >= 1
+  bool use_triton = false;           // accepted, no effect (see the file comment)
+};
+
+class CoordinateDescentRouter : public Router {
+public:
+  CoordinateDescentRouter(int64_t dim, const CoordinateDescentRouterOptions& opts = {}, Generator* gen = nullptr);
+  // num_tokens must be <= n (torch.topk's limit).
+  RouterOutput forward(const Tensor& x, int64_t num_tokens, const Tensor& mask = Tensor()) override;
+  const CoordinateDescentRouterOptions& options() const { return opts_; }
+
+private:
+  CoordinateDescentRouterOptions opts_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// DifferentiableTopKRouter(dim, straight_through = True, temperature = 1., num_routing_tokens = 1)
+struct DifferentiableTopKRouterOptions {
+  bool straight_through = true;
+  double temperature = 1.0;        // > 0
+  int64_t num_routing_tokens = 1;  // >= 1
+};
+
+class DifferentiableTopKRouter : public Router {
+public:
+  DifferentiableTopKRouter(int64_t dim, const DifferentiableTopKRouterOptions& opts = {}, Generator* gen = nullptr);
+  // num_tokens > n picks all n (the reference's t[:, -num_tokens:]).
+  RouterOutput forward(const Tensor& x, int64_t num_tokens, const Tensor& mask = Tensor()) override;
+  const DifferentiableTopKRouterOptions& options() const { return opts_; }
+
+private:
+  DifferentiableTopKRouterOptions opts_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// SinkhornRouter(dim, straight_through = True, n_iters = 8, temperature = 0.7, num_routing_tokens = 1)
+struct SinkhornRouterOptions {
+  bool straight_through = true;
+  int64_t n_iters = 8;             // >= 0
+  double temperature = 0.7;        // > 0
+  int64_t num_routing_tokens = 1;  // >= 1
+};
+
+class SinkhornRouter : public Router {
+public:
+  SinkhornRouter(int64_t dim, const SinkhornRouterOptions& opts = {}, Generator* gen = nullptr);
+  // num_tokens is capped at n (as the reference). The Gumbel noise comes from `noise_generator`
+  // (the default generator when null).
+  RouterOutput forward(const Tensor& x, int64_t num_tokens, const Tensor& mask = Tensor()) override;
+  // scatter_mean, see the file comment.
+  Tensor route_back(const Tensor& src, const Tensor& routed, const Tensor& indices) const override;
+  const SinkhornRouterOptions& options() const { return opts_; }
+
+  Generator* noise_generator = nullptr;
+
+private:
+  SinkhornRouterOptions opts_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The routed modules' `router_type` + `router_kwargs`. Each router accepts only its own keyword
+// arguments (as Python would raise a TypeError): coor_descent takes n_iters, fetch_k_ratio, eps,
+// use_triton; cum_softmax takes temperature; sinkhorn takes n_iters, temperature. Anything else
+// set here is an Error naming the keyword. straight_through and num_routing_tokens come from the
+// module's own options.
+struct RouterKwargs {
+  std::optional<int64_t> n_iters;
+  std::optional<double> fetch_k_ratio;
+  std::optional<double> eps;
+  std::optional<double> temperature;
+  std::optional<bool> use_triton;
+};
+
+// router_type: "coor_descent", "cum_softmax" or "sinkhorn" (the reference's ROUTERS keys).
+// `owner` names the module in error messages.
+std::shared_ptr<Router> make_router(const std::string& router_type, int64_t dim, bool straight_through,
+                                    int64_t num_routing_tokens, const RouterKwargs& kwargs, Generator* gen,
+                                    const char* owner);
+
+// Throws unless router_type is one of the three names.
+void check_router_type(const std::string& router_type, const char* owner);
+
+// ---------------------------------------------------------------------------------------------
+// torch's CPU orders (see "Tie order" above), computed on the host; results are int64 on
+// values' device. values: [R, n] floating.
+//   topk_indices_torch_order: the k largest per row, as torch.topk(values, k, dim=-1).indices
+//   sort_indices_torch_order: ascending, as torch.sort(values, dim=-1).indices (stable=False)
+Tensor topk_indices_torch_order(const Tensor& values, int64_t k);
+Tensor sort_indices_torch_order(const Tensor& values);
+
+// x [b, n, d], indices int64 [b, k] or [b, r, k] -> x[batch_range, indices]: [b, k, d] or
+// [b, r, k, d] (differentiable in x). Also works for x [b, n] (masks): [b, k] / [b, r, k].
+Tensor batched_gather(const Tensor& x, const Tensor& indices);
+
+}  // namespace colt5::nn
