@@ -1,10 +1,19 @@
 // The non-differentiable half of Tensor: construction, geometry, host access.
 #include "core/tensor.h"
 
+#include <atomic>
+
 #include "core/backend.h"
 #include "core/ops/copy.h"
 
 namespace colt5 {
+
+namespace {
+std::atomic<int64_t> g_live_tensors{0};
+}
+TensorImpl::TensorImpl() { g_live_tensors.fetch_add(1, std::memory_order_relaxed); }
+TensorImpl::~TensorImpl() { g_live_tensors.fetch_sub(1, std::memory_order_relaxed); }
+int64_t live_tensor_count() { return g_live_tensors.load(); }
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   for (size_t k = 0; k < shape.size(); ++k)

@@ -26,6 +26,13 @@ class Node;
 }
 
 struct TensorImpl {
+  // Live TensorImpls in the process (see live_tensor_count): tests use it to prove that a
+  // graph does not keep itself alive through a reference cycle.
+  TensorImpl();
+  ~TensorImpl();
+  TensorImpl(const TensorImpl&) = delete;
+  TensorImpl& operator=(const TensorImpl&) = delete;
+
   std::shared_ptr<Storage> storage;
   Shape shape;
   Shape strides;       // in elements, not bytes
@@ -133,6 +140,9 @@ private:
 };
 
 using TensorList = std::vector<Tensor>;
+
+// Number of TensorImpls alive right now (all threads).
+int64_t live_tensor_count();
 
 // ---- construction from host data (defined in core/creation.cpp) ----
 // from_vector({1,2,3,4,5,6}, {2,3}) -> a 2x3 tensor of the vector's element type.

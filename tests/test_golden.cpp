@@ -200,3 +200,14 @@ TEST_CASE("golden: the runner works on any folder of fixtures") {
   CHECK_FALSE(bad.ok);
   CHECK(!bad.failure.empty());
 }
+
+TEST_CASE("golden: every module frees its graph (no tensor left alive after a case)") {
+  const std::string dir = golden_dir();
+  for (const std::string& path : parity::list_fixtures(dir)) {
+    CAPTURE(path);
+    const int64_t before = live_tensor_count();
+    parity::CaseResult r = parity::run_case(path, {kCPU, DType::Float64, 1e-9});
+    CHECK(r.ok);
+    CHECK(live_tensor_count() == before);
+  }
+}

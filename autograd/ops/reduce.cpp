@@ -58,11 +58,13 @@ ValuesIndices max(const Tensor& x, int64_t dim, bool keepdim) {
 Tensor amax(const Tensor& x, const Shape& dims, bool keepdim) {
   auto mask = ops::reduce_mask(dims, x.dim(), "amax");
   Tensor m = ops::reduce(ReduceOp::Max, x, mask, true, "amax");
-  Tensor xd = x.detach();
+  // The closure keeps a detached handle: with keepdim the output is m itself, and a node that
+  // captured its own output would keep itself alive (a reference cycle).
+  Tensor xd = x.detach(), md = m.detach();
   Shape in = x.shape();
   Tensor out = keepdim ? m : m.reshape(ops::reduced_shape(in, mask, false));
   return record("amax", out, {x}, [=](const Tensor& g) -> TensorList {
-    Tensor hit = eq(xd, m).to(g.dtype());
+    Tensor hit = eq(xd, md).to(g.dtype());
     Tensor count = sum(hit, dims, true);
     return {expand_back(g, in, mask) * hit / count};
   });
@@ -75,12 +77,12 @@ Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
 Tensor logsumexp(const Tensor& x, int64_t dim, bool keepdim) {
   auto mask = ops::reduce_mask(single(dim), x.dim(), "logsumexp");
   Tensor lse = ops::reduce(ReduceOp::LogSumExp, x, mask, true, "logsumexp");
-  Tensor xd = x.detach();
+  Tensor xd = x.detach(), lsed = lse.detach();  // detached: see amax
   Shape in = x.shape();
   Tensor out = keepdim ? lse : lse.reshape(ops::reduced_shape(in, mask, false));
   return record("logsumexp", out, {x}, [=](const Tensor& g) -> TensorList {
     // exp(x - lse) is softmax(x); an all -inf row has lse = -inf and gets zero gradient.
-    Tensor p = where(eq(lse, -INFINITY), zeros_like(xd), exp(xd - lse));
+    Tensor p = where(eq(lsed, -INFINITY), zeros_like(xd), exp(xd - lsed));
     return {expand_back(g, in, mask) * p};
   });
 }
