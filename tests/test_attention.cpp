@@ -5,6 +5,8 @@
 // must agree, and bad inputs / options.
 #include <doctest/doctest.h>
 
+#include "tests/parity/parity.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -21,20 +23,14 @@
 #include "nn/safetensors.h"
 
 using namespace colt5;
+using colt5::parity::golden_dir;
+using colt5::parity::golden_path;
 using namespace colt5::nn;
 using doctest::Contains;
 
 namespace {
 
 // ---- fixtures -------------------------------------------------------------------------------
-
-std::string golden_path(const std::string& name) {
-  for (const char* dir : {"tests/golden/", "../tests/golden/", "../../tests/golden/"}) {
-    const std::string p = std::string(dir) + name + ".safetensors";
-    if (std::ifstream(p).good()) return p;
-  }
-  return "tests/golden/" + name + ".safetensors";  // read_safetensors reports the missing file
-}
 
 // The fixtures' "config" metadata: one flat JSON object of numbers, booleans, strings and null.
 // Values are kept as their JSON text (strings without quotes).

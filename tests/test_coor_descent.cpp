@@ -6,6 +6,8 @@
 // skip without a device.
 #include <doctest/doctest.h>
 
+#include "tests/parity/parity.h"
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -23,19 +25,13 @@
 #include "tests/gpu/gpu.h"
 
 using namespace colt5;
+using colt5::parity::golden_dir;
+using colt5::parity::golden_path;
 using doctest::Contains;
 
 namespace {
 
 // ---- fixtures ---------------------------------------------------------------------------------
-
-std::string golden_path(const std::string& name) {
-  for (const char* dir : {"tests/golden/", "../tests/golden/", "../../tests/golden/"}) {
-    const std::string p = std::string(dir) + name + ".safetensors";
-    if (std::ifstream(p).good()) return p;
-  }
-  return "tests/golden/" + name + ".safetensors";  // read_safetensors reports the missing file
-}
 
 // The JSON text of `key`'s value in a flat JSON object (numbers, booleans, strings); nullopt if
 // absent. Enough for the fixtures' "config" metadata.

@@ -19,20 +19,13 @@
 #include "tests/parity/parity.h"
 
 using namespace colt5;
+using colt5::parity::golden_dir;
+using colt5::parity::golden_path;
 using doctest::Contains;
 
 namespace {
 
 namespace fs = std::filesystem;
-
-// $COLT5_GOLDEN_DIR, else tests/golden relative to the repository root (the test's working
-// directory under meson test) or to a build directory below it.
-std::string golden_dir() {
-  if (const char* env = std::getenv("COLT5_GOLDEN_DIR"); env && *env) return env;
-  for (const char* d : {"tests/golden", "../tests/golden", "../../tests/golden"})
-    if (fs::is_directory(d)) return d;
-  return "tests/golden";
-}
 
 // A scratch folder, removed at the end of the test.
 struct TempDir {

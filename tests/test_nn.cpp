@@ -5,6 +5,8 @@
 // in float64, and bad inputs / options.
 #include <doctest/doctest.h>
 
+#include "tests/parity/parity.h"
+
 #include <cmath>
 #include <cstdlib>
 #include <memory>
@@ -19,16 +21,13 @@
 #include "tests/cases/cases.h"
 
 using namespace colt5;
+using colt5::parity::golden_dir;
+using colt5::parity::golden_path;
 using namespace colt5::nn;
 using doctest::Approx;
 using doctest::Contains;
 
 namespace {
-
-std::string golden_path(const std::string& name) {
-  const char* env = std::getenv("COLT5_GOLDEN_DIR");
-  return (env && *env ? std::string(env) : std::string("tests/golden")) + "/" + name + ".safetensors";
-}
 
 // backward keeping the graph (see tests/test_linalg_norm.cpp for why).
 void run_backward(const Tensor& loss) { loss.backward(Tensor(), true); }

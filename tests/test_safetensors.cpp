@@ -4,6 +4,8 @@
 // throw colt5::Error naming the file and the problem.
 #include <doctest/doctest.h>
 
+#include "tests/parity/parity.h"
+
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -19,16 +21,13 @@
 #include "nn/safetensors.h"
 
 using namespace colt5;
+using colt5::parity::golden_dir;
+using colt5::parity::golden_path;
 using namespace colt5::nn;
 using doctest::Contains;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string golden_dir() {
-  const char* env = std::getenv("COLT5_GOLDEN_DIR");
-  return env && *env ? std::string(env) : std::string("tests/golden");
-}
 
 // A per-process scratch directory under the system temp dir, removed at exit.
 struct ScratchDir {

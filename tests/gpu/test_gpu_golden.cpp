@@ -12,15 +12,10 @@
 #include "tests/parity/parity.h"
 
 using namespace colt5;
+using colt5::parity::golden_dir;
+using colt5::parity::golden_path;
 
 namespace {
-
-std::string golden_dir() {
-  if (const char* env = std::getenv("COLT5_GOLDEN_DIR"); env && *env) return env;
-  for (const char* d : {"tests/golden", "../tests/golden", "../../tests/golden"})
-    if (std::filesystem::is_directory(d)) return d;
-  return "tests/golden";
-}
 
 void run_all(DType dtype, double tol) {
   const std::string dir = golden_dir();

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <limits>
@@ -721,5 +722,14 @@ std::string format_result(const CaseResult& r) {
   if (!r.ok) os << "  -- " << r.failure;
   return os.str();
 }
+
+std::string golden_dir() {
+  if (const char* env = std::getenv("COLT5_GOLDEN_DIR"); env && *env) return env;
+  for (const char* d : {"tests/golden", "../tests/golden", "../../tests/golden"})
+    if (std::filesystem::is_directory(d)) return d;
+  return "tests/golden";
+}
+
+std::string golden_path(const std::string& name) { return golden_dir() + "/" + name + ".safetensors"; }
 
 }  // namespace colt5::parity

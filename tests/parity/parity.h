@@ -76,4 +76,10 @@ std::vector<CaseResult> run_dir(const std::string& dir, const ParityOptions& opt
 // One line: PASS|FAIL, name, every error, indices, and the failure reason.
 std::string format_result(const CaseResult& r);
 
+// The fixture folder of the test suites: $COLT5_GOLDEN_DIR if set, else tests/golden relative
+// to the repository root (the tests' working directory) or to a build folder below it.
+std::string golden_dir();
+// golden_dir() + "/" + name + ".safetensors".
+std::string golden_path(const std::string& name);
+
 }  // namespace colt5::parity
