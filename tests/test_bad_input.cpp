@@ -135,7 +135,10 @@ TEST_CASE("bad input: a CUDA tensor without a CUDA backend or without a GPU") {
   CHECK_THROWS_AS(ones({2}).cuda(), Error);
   CHECK_THROWS_AS(randn({2}, DType::Float32, cuda_device(0)), Error);
   CHECK_THROWS_WITH_AS(Tensor::empty({2, 3}, DType::Float32, cuda_device(0)), doctest::Contains("cuda:0"), Error);
-  if (have_backend) return;  // a CUDA build on a machine without a GPU: the rest is worded by the backend
+  if (have_backend) {  // a CUDA build on a machine without a GPU (no driver or no device)
+    CHECK_THROWS_WITH_AS(ones({2}).cuda(), doctest::Contains("no CUDA device is available"), Error);
+    return;
+  }
   // A build without CUDA says so, naming the device.
   CHECK_THROWS_WITH_AS(Tensor::empty({2, 3}, DType::Float32, cuda_device(0)), doctest::Contains("CUDA"), Error);
   CHECK_THROWS_WITH_AS(Tensor::empty({2}, DType::Float32, cuda_device(1)), doctest::Contains("cuda:1"), Error);
