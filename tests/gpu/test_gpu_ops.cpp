@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <string>
 
 #include "tests/cases/cases.h"
@@ -16,6 +17,12 @@ using namespace colt5;
 using colt5::gputest::gpu;
 
 namespace {
+
+std::string fmt_sci(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2e", v);
+  return buf;
+}
 
 struct Run {
   Tensor out;
@@ -71,8 +78,9 @@ TEST_CASE("gpu: every op matches the CPU reference, forward and backward, float3
       synchronize(gpu());
       CHECK(memory_allocated(gpu()) == live_before);
     }
-    MESSAGE(std::string(dtype_name(dt)) + ": worst CUDA-vs-CPU relative difference " + std::to_string(worst_out) +
-            " (outputs), " + std::to_string(worst_grad) + " (gradients)");
+    const std::string summary = std::string(dtype_name(dt)) + ": worst CUDA-vs-CPU relative difference " +
+                                fmt_sci(worst_out) + " (outputs), " + fmt_sci(worst_grad) + " (gradients)";
+    MESSAGE(summary);
   }
 }
 
