@@ -1,1 +1,387 @@
-// (in progress)
+// Optimizers (SGD, AdamW), gradient clipping and the warm-up + cosine schedule. The update
+// formulas are at the top of nn/optim.h. SGD and clipping are written with tensor ops (any
+// device); AdamW calls the fused kernel slot kernels::adamw_step once per parameter.
+#include "nn/optim.h"
+
+#include <cmath>
+#include <numbers>
+#include <set>
+#include <utility>
+
+#include "core/ops/copy.h"
+
+namespace colt5 {
+
+// ---- AdamW fused step: CPU reference ----
+namespace cpu {
+void adamw_step(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, const AdamWStep& s) {
+  const int64_t n = param.numel();
+  const double decay = 1.0 - s.lr * s.weight_decay;
+  const double step_size = s.lr / s.bias_correction1;
+  const double bc2_sqrt = std::sqrt(s.bias_correction2);
+  visit_floating(param.dtype(), "adamw_step", [&]<class T>() {
+    T* p = param.data_ptr<T>();
+    const T* g = grad.data_ptr<T>();
+    T* m = exp_avg.data_ptr<T>();
+    T* v = exp_avg_sq.data_ptr<T>();
+    for (int64_t i = 0; i < n; ++i) {
+      const double gi = double(g[i]);
+      const double pi = double(p[i]) * decay;
+      const double mi = double(m[i]) + (1.0 - s.beta1) * (gi - double(m[i]));
+      const double vi = s.beta2 * double(v[i]) + (1.0 - s.beta2) * gi * gi;
+      const double denom = std::sqrt(vi) / bc2_sqrt + s.eps;
+      m[i] = T(mi);
+      v[i] = T(vi);
+      p[i] = T(pi - step_size * mi / denom);
+    }
+  });
+}
+}  // namespace cpu
+
+namespace ops {
+void adamw_step(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, const AdamWStep& s) {
+  check_floating(param, "adamw_step", "param");
+  check_same_dtype(param, grad, "adamw_step", "param", "grad");
+  check_same_dtype(param, exp_avg, "adamw_step", "param", "exp_avg");
+  check_same_dtype(param, exp_avg_sq, "adamw_step", "param", "exp_avg_sq");
+  check_same_device({param, grad, exp_avg, exp_avg_sq}, "adamw_step");
+  for (const Tensor* t : {&grad, static_cast<const Tensor*>(&exp_avg), static_cast<const Tensor*>(&exp_avg_sq)})
+    COLT5_CHECK(t->shape() == param.shape(), "adamw_step: state and gradient shapes must equal the param's ",
+                param.shape(), ", got ", t->shape());
+  COLT5_CHECK(param.is_contiguous() && grad.is_contiguous() && exp_avg.is_contiguous() && exp_avg_sq.is_contiguous(),
+              "adamw_step: argument 'param' expected param, grad and states contiguous");
+  if (param.numel() == 0) return;
+  kernels::adamw_step(param.device())(param, grad, exp_avg, exp_avg_sq, s);
+}
+}  // namespace ops
+
+namespace nn {
+
+namespace {
+
+void check_lr(double lr, const char* op) {
+  COLT5_CHECK(std::isfinite(lr) && lr >= 0.0, op, ": argument 'lr' expected a finite value >= 0, got ", lr);
+}
+void check_weight_decay(double wd, const char* op) {
+  COLT5_CHECK(std::isfinite(wd) && wd >= 0.0, op, ": argument 'weight_decay' expected a finite value >= 0, got ", wd);
+}
+
+// Writes src into p's storage (p keeps its handle, dtype and geometry).
+void assign(const Tensor& p, const Tensor& src) {
+  Tensor d = p.detach();
+  ops::copy_(d, src);
+}
+
+}  // namespace
+
+bool is_no_decay_name(const std::string& name, int64_t ndim) {
+  if (ndim < 2) return true;
+  if (name.find("null_") != std::string::npos || name.find("routing_token") != std::string::npos) return true;
+  const size_t dot = name.rfind('.');
+  const std::string last = dot == std::string::npos ? name : name.substr(dot + 1);
+  if (last == "bias") return true;
+  // any component (other than the last) that names a norm: "norm", "attn_norm", "norm_q", ...
+  size_t start = 0;
+  while (start < name.size()) {
+    size_t end = name.find('.', start);
+    if (end == std::string::npos) end = name.size();
+    if (end != name.size() && name.substr(start, end - start).find("norm") != std::string::npos) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+std::vector<ParamGroup> param_groups_for(const Module& m, double weight_decay) {
+  check_weight_decay(weight_decay, "param_groups_for");
+  ParamGroup decay, no_decay;
+  decay.weight_decay = weight_decay;
+  no_decay.weight_decay = 0.0;
+  for (const auto& [name, p] : m.named_parameters()) {
+    ParamGroup& g = is_no_decay_name(name, p.dim()) ? no_decay : decay;
+    g.params.push_back(p);
+    g.names.push_back(name);
+  }
+  std::vector<ParamGroup> out;
+  if (!decay.params.empty()) out.push_back(std::move(decay));
+  if (!no_decay.params.empty()) out.push_back(std::move(no_decay));
+  return out;
+}
+
+// ---- Optimizer ----
+
+Optimizer::Optimizer(std::vector<ParamGroup> groups, const char* name) : groups_(std::move(groups)), name_(name) {
+  std::set<const TensorImpl*> seen;
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    check_weight_decay(groups_[gi].weight_decay, name);
+    for (const Tensor& p : groups_[gi].params) {
+      COLT5_CHECK(p.defined(), name, ": argument 'params' expected defined tensors, got an undefined one in group ", gi);
+      check_floating(p, name, "params");
+      COLT5_CHECK(seen.insert(p.impl()).second, name, ": argument 'params' expected each parameter once, got one twice");
+    }
+  }
+}
+
+void Optimizer::zero_grad() {
+  for (auto& g : groups_)
+    for (auto& p : g.params) p.zero_grad();
+}
+
+void Optimizer::set_lr(double lr) {
+  check_lr(lr, name_);
+  for (auto& g : groups_) g.lr = lr;
+}
+
+void Optimizer::set_lr(size_t group, double lr) {
+  check_lr(lr, name_);
+  COLT5_CHECK(group < groups_.size(), name_, ": argument 'group' expected < ", groups_.size(), ", got ", group);
+  groups_[group].lr = lr;
+}
+
+double Optimizer::lr(size_t group) const {
+  COLT5_CHECK(group < groups_.size(), name_, ": argument 'group' expected < ", groups_.size(), ", got ", group);
+  return groups_[group].lr;
+}
+
+size_t Optimizer::num_params() const {
+  size_t n = 0;
+  for (const auto& g : groups_) n += g.params.size();
+  return n;
+}
+
+const Tensor& Optimizer::param_at(size_t i) const {
+  for (const auto& g : groups_) {
+    if (i < g.params.size()) return g.params[i];
+    i -= g.params.size();
+  }
+  fail(str(name_, ": parameter index out of range"));
+}
+
+NamedTensors Optimizer::state() const {
+  NamedTensors out;
+  out.emplace_back("step", from_vector<int64_t>({steps_}, {}));
+  auto* self = const_cast<Optimizer*>(this);  // state_slot hands out references; nothing is changed here
+  for (size_t i = 0; i < num_params(); ++i)
+    for (const std::string& key : state_keys()) {
+      const Tensor& t = self->state_slot(i, key);
+      if (t.defined()) out.emplace_back(str("state.", i, ".", key), t);
+    }
+  return out;
+}
+
+void Optimizer::load_state(const NamedTensors& state, bool strict) {
+  const size_t n = num_params();
+  const std::vector<std::string> keys = state_keys();
+  std::set<std::string> found;
+  // Check everything before changing anything.
+  for (const auto& [name, t] : state) {
+    COLT5_CHECK(t.defined(), name_, ": load_state: argument 'state' has an undefined tensor '", name, "'");
+    if (name == "step") {
+      COLT5_CHECK(t.numel() == 1, name_, ": load_state: argument 'state' expected 'step' with one element, got ",
+                  t.shape());
+      found.insert(name);
+      continue;
+    }
+    bool ok = false;
+    if (name.rfind("state.", 0) == 0) {
+      const size_t dot = name.find('.', 6);
+      if (dot != std::string::npos && dot > 6) {
+        const std::string idx = name.substr(6, dot - 6), key = name.substr(dot + 1);
+        bool digits = true;
+        for (char c : idx) digits = digits && c >= '0' && c <= '9';
+        if (digits && idx.size() < 10) {
+          const size_t i = std::stoul(idx);
+          for (const auto& k : keys) ok = ok || k == key;
+          if (ok) {
+            COLT5_CHECK(i < n, name_, ": load_state: argument 'state' names parameter ", i, " of ", n, " ('", name, "')");
+            const Shape want = key == "step" ? Shape{} : param_at(i).shape();
+            COLT5_CHECK(t.shape() == want, name_, ": load_state: argument 'state' expected '", name, "' of shape ",
+                        want, ", got ", t.shape());
+          }
+        }
+      }
+    }
+    COLT5_CHECK(ok, name_, ": load_state: argument 'state' has an unexpected key '", name, "'");
+    found.insert(name);
+  }
+  if (strict) {
+    COLT5_CHECK(found.count("step"), name_, ": load_state: argument 'state' is missing 'step'");
+    for (const auto& [name, t] : this->state())
+      COLT5_CHECK(found.count(name), name_, ": load_state: argument 'state' is missing '", name, "'");
+  }
+  for (const auto& [name, t] : state) {
+    if (name == "step") {
+      steps_ = int64_t(t.item_double());
+      continue;
+    }
+    const size_t dot = name.find('.', 6);
+    const size_t i = std::stoul(name.substr(6, dot - 6));
+    const std::string key = name.substr(dot + 1);
+    Tensor& slot = state_slot(i, key);
+    if (key == "step") {
+      slot = from_vector<int64_t>({int64_t(t.item_double())}, {});
+    } else {
+      const Tensor& p = param_at(i);
+      slot = ops::clone(ops::to_device(ops::to_dtype(t.detach(), p.dtype()), p.device()));
+    }
+  }
+}
+
+// ---- SGD ----
+
+namespace {
+std::vector<ParamGroup> one_group(TensorList params, double lr, double wd) {
+  ParamGroup g;
+  g.params = std::move(params);
+  g.lr = lr;
+  g.weight_decay = wd;
+  return {g};
+}
+
+void check_sgd(const SGDOptions& o) {
+  check_lr(o.lr, "SGD");
+  check_weight_decay(o.weight_decay, "SGD");
+  COLT5_CHECK(std::isfinite(o.momentum) && o.momentum >= 0.0, "SGD: argument 'momentum' expected >= 0, got ", o.momentum);
+  COLT5_CHECK(std::isfinite(o.dampening), "SGD: argument 'dampening' expected a finite value, got ", o.dampening);
+  COLT5_CHECK(!o.nesterov || (o.momentum > 0.0 && o.dampening == 0.0),
+              "SGD: argument 'nesterov' expected momentum > 0 and dampening == 0, got momentum ", o.momentum,
+              " and dampening ", o.dampening);
+}
+
+void check_adamw(const AdamWOptions& o) {
+  check_lr(o.lr, "AdamW");
+  check_weight_decay(o.weight_decay, "AdamW");
+  COLT5_CHECK(o.beta1 >= 0.0 && o.beta1 < 1.0, "AdamW: argument 'beta1' expected a value in [0, 1), got ", o.beta1);
+  COLT5_CHECK(o.beta2 >= 0.0 && o.beta2 < 1.0, "AdamW: argument 'beta2' expected a value in [0, 1), got ", o.beta2);
+  COLT5_CHECK(std::isfinite(o.eps) && o.eps > 0.0, "AdamW: argument 'eps' expected a finite value > 0, got ", o.eps);
+}
+
+std::vector<ParamGroup> fill_lr(std::vector<ParamGroup> groups, double lr) {
+  for (auto& g : groups)
+    if (g.lr < 0.0) g.lr = lr;
+  return groups;
+}
+}  // namespace
+
+SGD::SGD(TensorList params, const SGDOptions& opts)
+    : Optimizer((check_sgd(opts), one_group(std::move(params), opts.lr, opts.weight_decay)), "SGD"), opts_(opts) {
+  momentum_.resize(num_params());
+}
+
+SGD::SGD(std::vector<ParamGroup> groups, const SGDOptions& opts)
+    : Optimizer((check_sgd(opts), fill_lr(std::move(groups), opts.lr)), "SGD"), opts_(opts) {
+  momentum_.resize(num_params());
+}
+
+Tensor& SGD::state_slot(size_t i, const std::string& key) {
+  COLT5_CHECK(key == "momentum_buffer" && i < momentum_.size(), "SGD: unknown state '", key, "' of parameter ", i);
+  return momentum_[i];
+}
+
+void SGD::step() {
+  NoGradGuard no_grad;
+  for_each_with_grad([&](size_t i, ParamGroup& g, Tensor& p) {
+    const Tensor pd = p.detach();
+    Tensor d = p.grad().detach();
+    if (g.weight_decay != 0.0) d = d + pd * g.weight_decay;
+    if (opts_.momentum != 0.0) {
+      Tensor& buf = momentum_[i];
+      if (!buf.defined()) {
+        buf = ops::clone(d);
+      } else {
+        assign(buf, buf * opts_.momentum + d * (1.0 - opts_.dampening));
+      }
+      d = opts_.nesterov ? d + buf * opts_.momentum : buf;
+    }
+    assign(p, pd - d * g.lr);
+  });
+  ++steps_;
+}
+
+// ---- AdamW ----
+
+AdamW::AdamW(TensorList params, const AdamWOptions& opts)
+    : Optimizer((check_adamw(opts), one_group(std::move(params), opts.lr, opts.weight_decay)), "AdamW"), opts_(opts) {
+  exp_avg_.resize(num_params());
+  exp_avg_sq_.resize(num_params());
+  count_.resize(num_params());
+}
+
+AdamW::AdamW(std::vector<ParamGroup> groups, const AdamWOptions& opts)
+    : Optimizer((check_adamw(opts), fill_lr(std::move(groups), opts.lr)), "AdamW"), opts_(opts) {
+  exp_avg_.resize(num_params());
+  exp_avg_sq_.resize(num_params());
+  count_.resize(num_params());
+}
+
+Tensor& AdamW::state_slot(size_t i, const std::string& key) {
+  COLT5_CHECK(i < exp_avg_.size(), "AdamW: state of parameter ", i, " out of range");
+  if (key == "step") return count_[i];
+  if (key == "exp_avg") return exp_avg_[i];
+  if (key == "exp_avg_sq") return exp_avg_sq_[i];
+  fail(str("AdamW: unknown state '", key, "'"));
+}
+
+void AdamW::step() {
+  NoGradGuard no_grad;
+  for_each_with_grad([&](size_t i, ParamGroup& g, Tensor& p) {
+    if (!exp_avg_[i].defined()) exp_avg_[i] = zeros(p.shape(), p.dtype(), p.device());
+    if (!exp_avg_sq_[i].defined()) exp_avg_sq_[i] = zeros(p.shape(), p.dtype(), p.device());
+    if (!count_[i].defined()) count_[i] = from_vector<int64_t>({0}, {});
+    const int64_t t = ++count_[i].data_ptr<int64_t>()[0];
+    AdamWStep s;
+    s.lr = g.lr;
+    s.beta1 = opts_.beta1;
+    s.beta2 = opts_.beta2;
+    s.eps = opts_.eps;
+    s.weight_decay = g.weight_decay;
+    s.bias_correction1 = 1.0 - std::pow(opts_.beta1, double(t));
+    s.bias_correction2 = 1.0 - std::pow(opts_.beta2, double(t));
+    Tensor grad = ops::contiguous(ops::to_dtype(p.grad().detach(), p.dtype()));
+    Tensor pd = p.detach();
+    COLT5_CHECK(pd.is_contiguous(), "AdamW: argument 'params' expected contiguous parameters");
+    ops::adamw_step(pd, grad, exp_avg_[i], exp_avg_sq_[i], s);
+  });
+  ++steps_;
+}
+
+// ---- clipping and schedule ----
+
+double clip_grad_norm(const TensorList& params, double max_norm) {
+  COLT5_CHECK(std::isfinite(max_norm) && max_norm > 0.0,
+              "clip_grad_norm: argument 'max_norm' expected a finite value > 0, got ", max_norm);
+  NoGradGuard no_grad;
+  TensorList grads;
+  for (const Tensor& p : params)
+    if (p.defined() && p.grad().defined()) grads.push_back(p.grad());
+  if (grads.empty()) return 0.0;
+  check_same_device(grads, "clip_grad_norm");
+  // sum of squares per gradient, in float64, summed in parameter order
+  Tensor total;
+  for (const Tensor& g : grads) {
+    const Tensor g64 = ops::to_dtype(g.detach(), DType::Float64);
+    const Tensor sq = sum(g64 * g64);
+    total = total.defined() ? total + sq : sq;
+  }
+  const double norm = std::sqrt(total.item_double());
+  if (norm > max_norm) {
+    const double coef = max_norm / (norm + 1e-6);
+    for (const Tensor& g : grads) assign(g, g.detach() * coef);
+  }
+  return norm;
+}
+
+double warmup_cosine_lr(int64_t step, int64_t warmup, int64_t total, double base_lr, double min_lr) {
+  COLT5_CHECK(step >= 0, "warmup_cosine_lr: argument 'step' expected >= 0, got ", step);
+  COLT5_CHECK(warmup >= 0, "warmup_cosine_lr: argument 'warmup' expected >= 0, got ", warmup);
+  COLT5_CHECK(total >= warmup, "warmup_cosine_lr: argument 'total' expected >= warmup (", warmup, "), got ", total);
+  check_lr(base_lr, "warmup_cosine_lr");
+  COLT5_CHECK(std::isfinite(min_lr) && min_lr >= 0.0 && min_lr <= base_lr,
+              "warmup_cosine_lr: argument 'min_lr' expected a value in [0, base_lr = ", base_lr, "], got ", min_lr);
+  if (step < warmup) return base_lr * double(step + 1) / double(warmup);
+  if (step >= total) return min_lr;
+  const double progress = double(step - warmup) / double(total - warmup);
+  return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + std::cos(std::numbers::pi * progress));
+}
+
+}  // namespace nn
+}  // namespace colt5

@@ -1,1 +1,197 @@
+// Optimizers, gradient clipping and the learning-rate schedule.
+//
+// An Optimizer holds parameter groups (each with its own lr and weight decay) and per-parameter
+// state tensors; step() updates every parameter that has a gradient, in place on the parameter's
+// storage (under NoGradGuard, so no graph is recorded and every Tensor handle of the parameter
+// sees the new values).
+//
+// SGD (as torch.optim.SGD; weight decay is coupled, i.e. added to the gradient):
+//   d = g + wd * p
+//   b = d                                   on the first step (momentum buffer)
+//   b = mu * b + (1 - dampening) * d        afterwards
+//   d = nesterov ? d + mu * b : b           (when mu != 0)
+//   p = p - lr * d
+//
+// AdamW (as torch.optim.AdamW; weight decay is decoupled, applied to p before the Adam step):
+//   p  = p * (1 - lr * wd)
+//   m  = m + (1 - b1) * (g - m)             (= b1 m + (1 - b1) g)
+//   v  = b2 v + (1 - b2) g^2
+//   p  = p - (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+// with t the parameter's step count (1 on its first update). The whole update is one fused
+// kernel per parameter (slot kernels::adamw_step below); arithmetic is in double for both float
+// and double parameters, so the CPU reference and the CUDA kernel agree to rounding.
+//
+// Gradient accumulation needs nothing special: backward() adds into .grad(), so calling
+// backward on k micro-batches before one step() equals one backward on their summed loss
+// (scale each micro-batch loss by 1/k for a mean). zero_grad() after the step starts the next.
+//
+// State (for checkpoints): state() lists the state tensors under stable names
+//   "step"                      int64 scalar, number of step() calls
+//   "state.<i>.step"            int64 scalar, updates of parameter i (AdamW)
+//   "state.<i>.exp_avg"         m of parameter i (AdamW)
+//   "state.<i>.exp_avg_sq"      v of parameter i (AdamW)
+//   "state.<i>.momentum_buffer" b of parameter i (SGD with momentum)
+// where i numbers the parameters over all groups in order. load_state() restores them.
 #pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/dispatch.h"
+#include "core/tensor.h"
+#include "nn/module.h"
+
+namespace colt5 {
+
+// ---- the fused AdamW kernel slot ----
+// Scalars of one AdamW update (bias corrections already computed for this step).
+struct AdamWStep {
+  double lr = 1e-3;
+  double beta1 = 0.9, beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  double bias_correction1 = 1.0;  // 1 - beta1^t
+  double bias_correction2 = 1.0;  // 1 - beta2^t
+};
+
+namespace cpu {
+// Contract: param, grad, exp_avg, exp_avg_sq have the same shape, the same floating dtype
+// (float32 or float64) and device, and are all contiguous; param, exp_avg and exp_avg_sq are
+// updated in place, elementwise (one independent update per element).
+void adamw_step(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, const AdamWStep& s);
+}  // namespace cpu
+
+using AdamWStepFn = void(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, const AdamWStep& s);
+COLT5_KERNEL(adamw_step, AdamWStepFn, cpu::adamw_step)
+
+namespace ops {
+// Validates the contract above and dispatches to the parameter's device.
+void adamw_step(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, const AdamWStep& s);
+}  // namespace ops
+
+namespace nn {
+
+struct ParamGroup {
+  TensorList params;
+  double lr = -1.0;  // negative: unset, the optimizer's lr applies (set_lr requires >= 0)
+  double weight_decay = 0.0;
+  std::vector<std::string> names;  // parameter names where known (param_groups_for), else empty
+};
+
+// Two groups for `m`: {decayed, not decayed}, in that order, with lr unset (the optimizer's lr
+// applies). A group with no parameters is left out.
+// A parameter goes to the group WITHOUT weight decay when any of these holds:
+//   - it has fewer than 2 dims (biases, norm gains/biases, scalars, 1-D tokens),
+//   - its last name component is "bias",
+//   - a name component contains "norm" (the gains and biases of LayerNorm / RMSNorm children),
+//   - its name contains "null_" (null key/value/query tokens) or "routing_token".
+// Everything else (weight matrices, embeddings) is decayed with `weight_decay`.
+std::vector<ParamGroup> param_groups_for(const Module& m, double weight_decay);
+bool is_no_decay_name(const std::string& name, int64_t ndim);
+
+class Optimizer {
+public:
+  virtual ~Optimizer() = default;
+  Optimizer(const Optimizer&) = delete;
+  Optimizer& operator=(const Optimizer&) = delete;
+
+  virtual void step() = 0;
+  // Drop every parameter's gradient (the next backward starts from zero).
+  void zero_grad();
+
+  std::vector<ParamGroup>& groups() { return groups_; }
+  const std::vector<ParamGroup>& groups() const { return groups_; }
+  void set_lr(double lr);                // every group
+  void set_lr(size_t group, double lr);  // one group
+  double lr(size_t group = 0) const;
+  int64_t steps() const { return steps_; }
+
+  // State tensors under the names listed at the top of this file (handles, not copies).
+  NamedTensors state() const;
+  // Restore from state(): every name must be known and every shape must match the parameter's;
+  // values are copied (converted to the parameter's dtype and device). strict: a missing name is
+  // an error too.
+  void load_state(const NamedTensors& state, bool strict = true);
+
+protected:
+  Optimizer(std::vector<ParamGroup> groups, const char* name);
+  // Calls f(param_index, group, param) for every parameter that has a gradient.
+  template <class F>
+  void for_each_with_grad(F&& f) {
+    size_t i = 0;
+    for (auto& g : groups_)
+      for (auto& p : g.params) {
+        if (p.grad().defined()) f(i, g, p);
+        ++i;
+      }
+  }
+  size_t num_params() const;
+  const Tensor& param_at(size_t i) const;
+  // Names of the per-parameter state tensors of this optimizer ("exp_avg", ...).
+  virtual std::vector<std::string> state_keys() const = 0;
+  // The state tensor `key` of parameter i (a reference into the optimizer; may be undefined).
+  virtual Tensor& state_slot(size_t i, const std::string& key) = 0;
+
+  std::vector<ParamGroup> groups_;
+  int64_t steps_ = 0;
+  const char* name_;
+};
+
+struct SGDOptions {
+  double lr = 1e-3;
+  double momentum = 0.0;
+  double dampening = 0.0;
+  double weight_decay = 0.0;
+  bool nesterov = false;
+};
+
+class SGD : public Optimizer {
+public:
+  // One group with opts.lr and opts.weight_decay.
+  SGD(TensorList params, const SGDOptions& opts);
+  // Groups keep their own weight_decay; a group with lr unset (< 0, as built by
+  // param_groups_for) takes opts.lr; opts.weight_decay is not used.
+  SGD(std::vector<ParamGroup> groups, const SGDOptions& opts);
+  void step() override;
+
+private:
+  std::vector<std::string> state_keys() const override { return {"momentum_buffer"}; }
+  Tensor& state_slot(size_t i, const std::string& key) override;
+  SGDOptions opts_;
+  std::vector<Tensor> momentum_;  // one per parameter, undefined until its first update
+};
+
+struct AdamWOptions {
+  double lr = 1e-3;
+  double beta1 = 0.9, beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.01;
+};
+
+class AdamW : public Optimizer {
+public:
+  AdamW(TensorList params, const AdamWOptions& opts = {});
+  AdamW(std::vector<ParamGroup> groups, const AdamWOptions& opts = {});
+  void step() override;
+
+private:
+  std::vector<std::string> state_keys() const override { return {"step", "exp_avg", "exp_avg_sq"}; }
+  Tensor& state_slot(size_t i, const std::string& key) override;
+  AdamWOptions opts_;
+  std::vector<Tensor> exp_avg_, exp_avg_sq_, count_;  // count_: int64 scalar on the CPU
+};
+
+// Global L2 norm of the gradients of `params` (those without a gradient are skipped); when it
+// exceeds max_norm every gradient is scaled in place by max_norm / (norm + 1e-6). Returns the
+// norm before clipping. Computed with tensor ops on the gradients' device (one host read).
+double clip_grad_norm(const TensorList& params, double max_norm);
+
+// Linear warm-up then cosine decay:
+//   step <  warmup:           base_lr * (step + 1) / warmup
+//   warmup <= step < total:   min_lr + (base_lr - min_lr) * (1 + cos(pi * (step - warmup) / (total - warmup))) / 2
+//   step >= total:            min_lr
+double warmup_cosine_lr(int64_t step, int64_t warmup, int64_t total, double base_lr, double min_lr);
+
+}  // namespace nn
+}  // namespace colt5
