@@ -27,9 +27,9 @@ filter='--test-case-exclude=*gradcheck*,*long rows*,*1M-element*,*out of memory*
 run memcheck $san --tool memcheck --leak-check full "$dir/tests/colt5_gpu_tests" "$filter"
 run racecheck $san --tool racecheck "$dir/tests/colt5_gpu_tests" "$filter"
 run initcheck $san --tool initcheck "$dir/tests/colt5_gpu_tests" "$filter"
-# GPU cases that live beside their CPU tests in colt5_tests (coordinate descent).
+# GPU cases that live beside their CPU tests in colt5_tests (coordinate descent, optimizers).
 for tool in memcheck racecheck initcheck; do
-  run "$tool-cpu-suite" $san --tool $tool "$dir/tests/colt5_tests" '--test-case=gpu:*'
+  run "$tool-cpu-suite" $san --tool $tool "$dir/tests/colt5_tests" '--test-case=gpu*'
 done
 run golden-f64 "$dir/tests/golden_parity" --dir tests/golden --device cuda
 run golden-f32 "$dir/tests/golden_parity" --dir tests/golden --device cuda --dtype float32
