@@ -2,6 +2,8 @@
 // conversions, creation ops, the Philox generator and printing.
 #include <doctest/doctest.h>
 
+#include "tests/fake_cuda.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -13,6 +15,7 @@
 #include "core/format.h"
 
 using namespace colt5;
+using colt5::testing::FakeCudaScope;
 
 namespace {
 
@@ -26,35 +29,6 @@ std::pair<double, double> mean_std(const Tensor& t) {
   for (double x : v) var += (x - m) * (x - m);
   return {m, std::sqrt(var / double(v.size()))};
 }
-
-// Host memory posing as a CUDA device, so that printing a CUDA tensor can be checked on a
-// machine without a GPU. Only allocation and byte copies are provided (no kernels).
-class HostMemoryAsCuda final : public Backend {
-public:
-  void* allocate(size_t nbytes, int) override { return nbytes ? std::malloc(nbytes) : nullptr; }
-  void deallocate(void* p, size_t, int) override { std::free(p); }
-  void copy(void* dst, Device, const void* src, Device, size_t nbytes) override { std::memcpy(dst, src, nbytes); }
-  int device_count() override { return 1; }
-  void synchronize(int) override {}
-};
-
-// Installs HostMemoryAsCuda for the scope when the build has no CUDA backend; always removes
-// what it installed, also when a check throws.
-class FakeCudaScope {
-public:
-  FakeCudaScope() : installed_(!has_backend(DeviceType::CUDA)) {
-    if (installed_) register_backend(DeviceType::CUDA, &backend_);
-  }
-  ~FakeCudaScope() {
-    if (installed_) register_backend(DeviceType::CUDA, nullptr);
-  }
-  FakeCudaScope(const FakeCudaScope&) = delete;
-  FakeCudaScope& operator=(const FakeCudaScope&) = delete;
-
-private:
-  HostMemoryAsCuda backend_;
-  bool installed_;
-};
 
 }  // namespace
 
