@@ -98,6 +98,26 @@ Tensor ConditionalRoutedFeedForward::forward(const Tensor& x, const Tensor& mask
 }
 
 // ---------------------------------------------------------------------------------------------
+// RoutedHeavyBranch
+
+void RoutedHeavyBranch::build_heavy_branch(int64_t dim, const HeavyBranchOptions& h, Generator* gen,
+                                           const char* op) {
+  RouterKwargs kw = h.router_kwargs;
+  if (h.router_type == "coor_descent" && h.use_triton) kw.use_triton = true;
+  if (h.use_null_q_tokens) null_q_token = register_parameter("null_q_token", randn({dim}, DType::Float32, kCPU, gen));
+  q_router = register_module("q_router", make_router(h.router_type, dim, h.router_straight_through, 1, kw, gen, op));
+  kv_router = register_module("kv_router",
+                              make_router(h.router_type, dim, h.router_straight_through, h.kv_routes, kw, gen, op));
+  AttentionOptions ao;
+  ao.dim = dim;
+  ao.dim_head = h.dim_head;
+  ao.heads = h.heads;
+  ao.multiply_keys_by_score = h.multiply_keys_by_score;
+  ao.use_flash = h.use_flash_attn;
+  heavy_attn = register_module("heavy_attn", std::make_shared<Attention>(ao, gen));
+}
+
+// ---------------------------------------------------------------------------------------------
 // ConditionalRoutedAttention
 
 ConditionalRoutedAttention::ConditionalRoutedAttention(int64_t dim, const ConditionalRoutedAttentionOptions& o,
@@ -112,8 +132,6 @@ ConditionalRoutedAttention::ConditionalRoutedAttention(int64_t dim, const Condit
   check_option_min(o.heavy_heads, 1, op, "heavy_heads");
   check_divisible(o.heavy_heads, "heavy_heads", o.num_routed_kv, "num_routed_kv", op);
   check_router_type(o.router_type, op);
-  RouterKwargs kw = o.router_kwargs;
-  if (o.router_type == "coor_descent" && o.use_triton) kw.use_triton = true;
 
   LocalMHAOptions lo;
   lo.dim = dim;
@@ -126,17 +144,18 @@ ConditionalRoutedAttention::ConditionalRoutedAttention(int64_t dim, const Condit
   lo.look_backward = 1;
   lo.look_forward = 1;
   light_attn = register_module("light_attn", std::make_shared<LocalMHA>(lo, gen));
-  if (o.use_null_q_tokens) null_q_token = register_parameter("null_q_token", randn({dim}, DType::Float32, kCPU, gen));
-  q_router = register_module("q_router", make_router(o.router_type, dim, o.router_straight_through, 1, kw, gen, op));
-  kv_router = register_module(
-      "kv_router", make_router(o.router_type, dim, o.router_straight_through, o.num_routed_kv, kw, gen, op));
-  AttentionOptions ao;
-  ao.dim = dim;
-  ao.dim_head = o.heavy_dim_head;
-  ao.heads = o.heavy_heads;
-  ao.multiply_keys_by_score = o.multiply_keys_by_score;
-  ao.use_flash = o.use_flash_attn;
-  heavy_attn = register_module("heavy_attn", std::make_shared<Attention>(ao, gen));
+  build_heavy_branch(dim,
+                     {.router_type = o.router_type,
+                      .router_kwargs = o.router_kwargs,
+                      .use_triton = o.use_triton,
+                      .router_straight_through = o.router_straight_through,
+                      .use_null_q_tokens = o.use_null_q_tokens,
+                      .kv_routes = o.num_routed_kv,
+                      .dim_head = o.heavy_dim_head,
+                      .heads = o.heavy_heads,
+                      .multiply_keys_by_score = o.multiply_keys_by_score,
+                      .use_flash_attn = o.use_flash_attn},
+                     gen, op);
 }
 
 Tensor ConditionalRoutedAttention::forward(const Tensor& x, const Tensor& mask,
@@ -178,8 +197,6 @@ ConditionalRoutedAutoregressiveAttention::ConditionalRoutedAutoregressiveAttenti
   check_option_min(o.heavy_heads, 1, op, "heavy_heads");
   check_divisible(o.heavy_heads, "heavy_heads", o.num_routed_kv, "num_routed_kv", op);
   check_router_type(o.router_type, op);
-  RouterKwargs kw = o.router_kwargs;
-  if (o.router_type == "coor_descent" && o.use_triton) kw.use_triton = true;
 
   LocalMHAOptions lo;
   lo.dim = dim;
@@ -192,17 +209,18 @@ ConditionalRoutedAutoregressiveAttention::ConditionalRoutedAutoregressiveAttenti
   // False), and the golden fixture agrees.
   lo.use_rotary_pos_emb = false;
   light_attn = register_module("light_attn", std::make_shared<LocalMHA>(lo, gen));
-  if (o.use_null_q_tokens) null_q_token = register_parameter("null_q_token", randn({dim}, DType::Float32, kCPU, gen));
-  q_router = register_module("q_router", make_router(o.router_type, dim, o.router_straight_through, 1, kw, gen, op));
-  kv_router = register_module(
-      "kv_router", make_router(o.router_type, dim, o.router_straight_through, o.num_routed_kv, kw, gen, op));
-  AttentionOptions ao;
-  ao.dim = dim;
-  ao.dim_head = o.heavy_dim_head;
-  ao.heads = o.heavy_heads;
-  ao.multiply_keys_by_score = o.multiply_keys_by_score;
-  ao.use_flash = o.use_flash_attn;
-  heavy_attn = register_module("heavy_attn", std::make_shared<Attention>(ao, gen));
+  build_heavy_branch(dim,
+                     {.router_type = o.router_type,
+                      .router_kwargs = o.router_kwargs,
+                      .use_triton = o.use_triton,
+                      .router_straight_through = o.router_straight_through,
+                      .use_null_q_tokens = o.use_null_q_tokens,
+                      .kv_routes = o.num_routed_kv,
+                      .dim_head = o.heavy_dim_head,
+                      .heads = o.heavy_heads,
+                      .multiply_keys_by_score = o.multiply_keys_by_score,
+                      .use_flash_attn = o.use_flash_attn},
+                     gen, op);
 }
 
 Tensor ConditionalRoutedAutoregressiveAttention::forward(const Tensor& x, std::optional<int64_t> num_heavy_tokens_q,
@@ -281,20 +299,19 @@ ConditionalRoutedCrossAttention::ConditionalRoutedCrossAttention(int64_t dim,
   check_option_min(o.heads, 1, op, "heads");
   check_divisible(o.heads, "heads", o.kv_routing_tokens, "kv_routing_tokens", op);
   check_router_type(o.router_type, op);
-  RouterKwargs kw = o.router_kwargs;
-  if (o.router_type == "coor_descent" && o.use_triton) kw.use_triton = true;
 
-  if (o.use_null_q_tokens) null_q_token = register_parameter("null_q_token", randn({dim}, DType::Float32, kCPU, gen));
-  q_router = register_module("q_router", make_router(o.router_type, dim, o.router_straight_through, 1, kw, gen, op));
-  kv_router = register_module(
-      "kv_router", make_router(o.router_type, dim, o.router_straight_through, o.kv_routing_tokens, kw, gen, op));
-  AttentionOptions ao;
-  ao.dim = dim;
-  ao.dim_head = o.dim_head;
-  ao.heads = o.heads;
-  ao.multiply_keys_by_score = o.multiply_keys_by_score;
-  ao.use_flash = o.use_flash_attn;
-  heavy_attn = register_module("heavy_attn", std::make_shared<Attention>(ao, gen));
+  build_heavy_branch(dim,
+                     {.router_type = o.router_type,
+                      .router_kwargs = o.router_kwargs,
+                      .use_triton = o.use_triton,
+                      .router_straight_through = o.router_straight_through,
+                      .use_null_q_tokens = o.use_null_q_tokens,
+                      .kv_routes = o.kv_routing_tokens,
+                      .dim_head = o.dim_head,
+                      .heads = o.heads,
+                      .multiply_keys_by_score = o.multiply_keys_by_score,
+                      .use_flash_attn = o.use_flash_attn},
+                     gen, op);
 }
 
 Tensor ConditionalRoutedCrossAttention::forward(const Tensor& x, const Tensor& context, const Tensor& mask,

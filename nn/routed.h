@@ -116,7 +116,34 @@ struct ConditionalRoutedAttentionOptions {
   bool use_flash_attn = false;
 };
 
-class ConditionalRoutedAttention : public Module {
+// The heavy half shared by the three routed attentions: an optional learned null query token
+// (what routed-out positions read before the heavy output is scattered back), a router for the
+// queries and one for the keys/values, and the heavy Attention — registered in this order, after
+// whatever the derived class registered first (the light branch), as in the reference.
+class RoutedHeavyBranch : public Module {
+public:
+  Tensor null_q_token;                    // [dim] "null_q_token" (use_null_q_tokens only)
+  std::shared_ptr<Router> q_router;       // "q_router"
+  std::shared_ptr<Router> kv_router;      // "kv_router"
+  std::shared_ptr<Attention> heavy_attn;  // "heavy_attn"
+
+protected:
+  struct HeavyBranchOptions {
+    std::string router_type;
+    RouterKwargs router_kwargs;
+    bool use_triton = false;
+    bool router_straight_through = true;
+    bool use_null_q_tokens = true;
+    int64_t kv_routes = 1;  // routing tokens of the kv router (heads are split between them)
+    int64_t dim_head = 64;
+    int64_t heads = 8;
+    bool multiply_keys_by_score = false;
+    bool use_flash_attn = false;
+  };
+  void build_heavy_branch(int64_t dim, const HeavyBranchOptions& h, Generator* gen, const char* op);
+};
+
+class ConditionalRoutedAttention : public RoutedHeavyBranch {
 public:
   ConditionalRoutedAttention(int64_t dim, const ConditionalRoutedAttentionOptions& opts, Generator* gen = nullptr);
 
@@ -134,10 +161,6 @@ public:
   const ConditionalRoutedAttentionOptions& options() const { return opts_; }
 
   std::shared_ptr<LocalMHA> light_attn;   // "light_attn"
-  Tensor null_q_token;                    // [dim] "null_q_token" (use_null_q_tokens only)
-  std::shared_ptr<Router> q_router;       // "q_router"
-  std::shared_ptr<Router> kv_router;      // "kv_router"
-  std::shared_ptr<Attention> heavy_attn;  // "heavy_attn"
 
 private:
   int64_t dim_;
@@ -165,7 +188,7 @@ struct ConditionalRoutedAutoregressiveAttentionOptions {
   bool use_flash_attn = false;
 };
 
-class ConditionalRoutedAutoregressiveAttention : public Module {
+class ConditionalRoutedAutoregressiveAttention : public RoutedHeavyBranch {
 public:
   ConditionalRoutedAutoregressiveAttention(int64_t dim, const ConditionalRoutedAutoregressiveAttentionOptions& opts,
                                            Generator* gen = nullptr);
@@ -183,10 +206,6 @@ public:
   const ConditionalRoutedAutoregressiveAttentionOptions& options() const { return opts_; }
 
   std::shared_ptr<LocalMHA> light_attn;   // "light_attn"
-  Tensor null_q_token;                    // [dim] (use_null_q_tokens only)
-  std::shared_ptr<Router> q_router;       // "q_router"
-  std::shared_ptr<Router> kv_router;      // "kv_router"
-  std::shared_ptr<Attention> heavy_attn;  // "heavy_attn"
 
 private:
   int64_t dim_, heavy_window_size_;
@@ -210,7 +229,7 @@ struct ConditionalRoutedCrossAttentionOptions {
   bool use_flash_attn = false;
 };
 
-class ConditionalRoutedCrossAttention : public Module {
+class ConditionalRoutedCrossAttention : public RoutedHeavyBranch {
 public:
   ConditionalRoutedCrossAttention(int64_t dim, const ConditionalRoutedCrossAttentionOptions& opts,
                                   Generator* gen = nullptr);
@@ -228,10 +247,6 @@ public:
   int64_t dim() const { return dim_; }
   const ConditionalRoutedCrossAttentionOptions& options() const { return opts_; }
 
-  Tensor null_q_token;                    // [dim] (use_null_q_tokens only)
-  std::shared_ptr<Router> q_router;       // "q_router"
-  std::shared_ptr<Router> kv_router;      // "kv_router"
-  std::shared_ptr<Attention> heavy_attn;  // "heavy_attn"
 
 private:
   int64_t dim_;
