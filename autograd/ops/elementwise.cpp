@@ -79,9 +79,11 @@ Tensor div(const Tensor& a, const Tensor& b) {
 namespace {
 // maximum/minimum: the gradient goes to a where a was picked (ties go to a), else to b.
 Tensor pick_op(BinaryOp op, BinaryOp a_wins, const Tensor& a, const Tensor& b) {
+  Tensor out = ops::binary(op, a, b);
+  if (!autograd::any_requires_grad({a, b})) return out;  // the mask is for the backward only
   Tensor picked_a = ops::binary(a_wins, a, b);
   Shape sa = a.shape(), sb = b.shape();
-  return record(ops::binary_name(op), ops::binary(op, a, b), {a, b}, [=](const Tensor& g) -> TensorList {
+  return record(ops::binary_name(op), out, {a, b}, [=](const Tensor& g) -> TensorList {
     Tensor zero = scalar_like(g, 0);
     return {sum_to(where(picked_a, g, zero), sa), sum_to(where(picked_a, zero, g), sb)};
   });
