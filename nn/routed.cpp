@@ -90,6 +90,7 @@ Tensor ConditionalRoutedFeedForward::forward(const Tensor& x, const Tensor& mask
   const int64_t k = tokens(num_heavy_tokens, opts_.num_heavy_tokens, op, "num_heavy_tokens");
 
   Tensor light = light_ff->forward(x);  // [b, n, dim]
+  if (!heavy_enabled) return light;
   RouterOutput r = router->forward(x, k, mask);
   Tensor routed = batched_gather(x, r.indices);                          // [b, k, dim]
   Tensor routed_out = heavy_ff->forward(routed) * r.scores.unsqueeze(-1);  // [b, k, dim]
@@ -168,6 +169,7 @@ Tensor ConditionalRoutedAttention::forward(const Tensor& x, const Tensor& mask,
   const int64_t kkv = tokens(num_heavy_tokens_kv, opts_.num_heavy_tokens_kv, op, "num_heavy_tokens_kv");
 
   Tensor light = light_attn->forward(x, mask);  // [b, n, dim]
+  if (!heavy_enabled) return light;
 
   RouterOutput q = q_router->forward(x, kq, mask);     // [b, kq]
   RouterOutput kv = kv_router->forward(x, kkv, mask);  // [b, kkv] or [b, r, kkv]
@@ -234,7 +236,7 @@ Tensor ConditionalRoutedAutoregressiveAttention::forward(const Tensor& x, std::o
 
   const int64_t b = x.size(0), n = x.size(1), d = dim_, w = heavy_window_size_;
   const int64_t windows = (n + w - 1) / w, padded_n = windows * w;
-  if (windows <= 1) return light;  // no window has an earlier one to attend to
+  if (windows <= 1 || !heavy_enabled) return light;  // no window has an earlier one to attend to
   const int64_t qb = b * (windows - 1);  // query windows 1 .. windows-1 merged into the batch
   const Device dev = x.device();
 

@@ -87,6 +87,9 @@ public:
   int64_t dim() const { return dim_; }
   const ConditionalRoutedFeedForwardOptions& options() const { return opts_; }
 
+  // false: forward returns the light branch only (the heavy-off ablation; not in the reference).
+  bool heavy_enabled = true;
+
   std::shared_ptr<Router> router;         // "router"
   std::shared_ptr<FeedForward> light_ff;  // "light_ff"
   std::shared_ptr<FeedForward> heavy_ff;  // "heavy_ff"
@@ -122,6 +125,10 @@ struct ConditionalRoutedAttentionOptions {
 // whatever the derived class registered first (the light branch), as in the reference.
 class RoutedHeavyBranch : public Module {
 public:
+  // false: the routed self-attentions return their light branch only (the heavy-off ablation;
+  // not in the reference; the cross attention, which has no light branch, ignores it).
+  bool heavy_enabled = true;
+
   Tensor null_q_token;                    // [dim] "null_q_token" (use_null_q_tokens only)
   std::shared_ptr<Router> q_router;       // "q_router"
   std::shared_ptr<Router> kv_router;      // "kv_router"

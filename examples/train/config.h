@@ -1,0 +1,64 @@
+// TrainConfig: everything that defines a training run of examples/train, with the presets the
+// program uses when no flag is given, JSON for checkpoints, and validation for bad flags.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "nn/data.h"
+#include "nn/models.h"
+
+namespace colt5::train {
+
+struct TrainConfig {
+  // ---- the task ----
+  std::string task = "recall";  // "recall" (synthetic associative recall, encoder) | "text" (LM)
+  std::string data_path;        // text: the training file
+  int64_t seq_len = 64;         // text: window length; recall: the sequence length
+  double val_fraction = 0.1;    // text: the tail of the file held out
+  nn::RecallTaskOptions recall; // recall (its seq_len is seq_len above)
+  nn::ModelConfig model;        // vocab, classes and max_seq_len are derived from the task
+
+  // ---- optimisation ----
+  int64_t steps = 1000;
+  int64_t batch_size = 32;
+  int64_t grad_accum = 1;       // micro-batches per step (each of batch_size sequences)
+  double lr = 3e-3;
+  double min_lr = 3e-4;         // the cosine schedule's floor
+  int64_t warmup = 50;
+  double weight_decay = 0.01;
+  double beta1 = 0.9, beta2 = 0.99;
+  double clip = 1.0;            // max global gradient norm; 0 = no clipping
+  uint64_t seed = 0;            // initialisation and data
+
+  // ---- running (may change when a run is resumed) ----
+  std::string device = "auto";  // "auto" (cuda when there is a GPU) | "cpu" | "cuda"
+  std::string out_dir = "runs/colt5";
+  int64_t eval_every = 100;     // 0 = only at the end
+  int64_t eval_batches = 8;
+  int64_t checkpoint_every = 0; // 0 = only at the end
+  int64_t log_every = 0;        // plain-line progress every N steps; 0 = about 100 lines a run
+
+  // Fill the model's task-dependent fields (vocab_size, num_classes, max_seq_len, kind) and the
+  // recall task's seq_len from the task settings.
+  void derive();
+  // Throws colt5::Error naming the first setting out of range (as its command-line flag).
+  void validate() const;
+
+  nlohmann::json to_json() const;
+  static TrainConfig from_json(const nlohmann::json& j);
+
+  // The settings a resumed run must share with its checkpoint (everything that changes the
+  // trajectory: task, data, model, optimiser, seed). Returns "" when they agree, else a message
+  // naming the first that differs.
+  std::string resume_mismatch(const TrainConfig& checkpoint) const;
+};
+
+// The preset of `task` for a device: "cpu" finishes in about two minutes on two cores, "cuda" is
+// a larger model and task for a GPU.
+TrainConfig preset(const std::string& task, bool gpu);
+
+}  // namespace colt5::train

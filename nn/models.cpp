@@ -1,0 +1,173 @@
+// CoLT5LM and CoLT5Encoder (the math and the causality argument are in nn/models.h).
+#include "nn/models.h"
+
+#include "autograd/ops.h"
+#include "nn/json_fields.h"
+
+namespace colt5::nn {
+
+namespace {
+
+void check_min(int64_t v, int64_t lo, const char* name) {
+  COLT5_CHECK(v >= lo, "ModelConfig: '", name, "' expected >= ", lo, ", got ", v);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// ModelConfig
+
+void ModelConfig::validate() const {
+  COLT5_CHECK(kind == "lm" || kind == "encoder", "ModelConfig: 'kind' expected \"lm\" or \"encoder\", got \"", kind,
+              "\"");
+  check_min(vocab_size, 1, "vocab_size");
+  check_min(max_seq_len, 1, "max_seq_len");
+  check_min(dim, 1, "dim");
+  check_min(depth, 1, "depth");
+  check_min(light_window_size, kind == "encoder" ? 2 : 1, "light_window_size");
+  check_min(heavy_window_size, 1, "heavy_window_size");
+  check_min(num_heavy_tokens_q, 1, "num_heavy_tokens_q");
+  check_min(num_heavy_tokens_kv, 1, "num_heavy_tokens_kv");
+  check_min(light_heads, 1, "light_heads");
+  check_min(light_dim_head, 1, "light_dim_head");
+  check_min(heavy_heads, 1, "heavy_heads");
+  check_min(heavy_dim_head, 1, "heavy_dim_head");
+  check_min(num_heavy_ff_tokens, 1, "num_heavy_ff_tokens");
+  check_min(ff_window_size, 1, "ff_window_size");
+  COLT5_CHECK(light_ff_mult > 0 && heavy_ff_mult > 0, "ModelConfig: 'light_ff_mult' and 'heavy_ff_mult' expected > 0, got ",
+              light_ff_mult, " and ", heavy_ff_mult);
+  COLT5_CHECK(emb_init_std > 0, "ModelConfig: 'emb_init_std' expected > 0, got ", emb_init_std);
+  COLT5_CHECK(pos_init_std >= 0, "ModelConfig: 'pos_init_std' expected >= 0, got ", pos_init_std);
+  if (kind == "encoder") {
+    check_min(num_classes, 2, "num_classes");
+    COLT5_CHECK(pool == "last" || pool == "mean", "ModelConfig: 'pool' expected \"last\" or \"mean\", got \"", pool,
+                "\"");
+  }
+}
+
+nlohmann::json ModelConfig::to_json() const {
+  nlohmann::json j = nlohmann::json::object();
+  for_each_field(*this, [&](const char* name, const auto& field) { j[name] = field; });
+  return j;
+}
+
+ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
+  ModelConfig c;
+  read_json_fields(j, "ModelConfig", c);
+  c.validate();
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model
+
+Model::Model(const ModelConfig& cfg, Generator* gen) : cfg_(cfg) {
+  cfg_.validate();
+  token_emb = register_parameter("token_emb", randn({cfg.vocab_size, cfg.dim}, DType::Float32, kCPU, gen) * cfg.emb_init_std);
+  pos_emb = register_parameter("pos_emb", randn({cfg.max_seq_len, cfg.dim}, DType::Float32, kCPU, gen) * cfg.pos_init_std);
+}
+
+Tensor Model::embed(const Tensor& tokens) const {
+  const char* op = cfg_.kind == "lm" ? "CoLT5LM" : "CoLT5Encoder";
+  COLT5_CHECK(tokens.defined(), op, ": argument 'tokens' is undefined");
+  check_dtype(tokens, DType::Int64, op, "tokens");
+  COLT5_CHECK(tokens.dim() == 2, op, ": argument 'tokens' expected rank 2 [batch, n], got shape ", tokens.shape());
+  const int64_t n = tokens.size(1);
+  COLT5_CHECK(n >= 1 && n <= cfg_.max_seq_len, op, ": argument 'tokens' expected a sequence length in [1, ",
+              cfg_.max_seq_len, "] (max_seq_len), got ", n);
+  check_same_device({token_emb, tokens}, op);
+  // embedding() checks the token ids against the vocabulary.
+  return embedding(token_emb, tokens) + pos_emb.narrow(0, 0, n).unsqueeze(0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// CoLT5LM
+
+CoLT5LM::Block::Block(const ModelConfig& c, Generator* gen) {
+  ConditionalRoutedAutoregressiveAttentionOptions a;
+  a.num_heavy_tokens_q = c.heavy_window_size;  // every query of windows 1..: see nn/models.h
+  a.num_heavy_tokens_kv = c.num_heavy_tokens_kv;
+  a.light_window_size = c.light_window_size;
+  a.heavy_window_size = c.heavy_window_size;
+  a.light_heads = c.light_heads;
+  a.light_dim_head = c.light_dim_head;
+  a.heavy_heads = c.heavy_heads;
+  a.heavy_dim_head = c.heavy_dim_head;
+  attn = register_module("attn", std::make_shared<ConditionalRoutedAutoregressiveAttention>(c.dim, a, gen));
+  CausalRoutedFeedForwardOptions f;
+  f.num_heavy_tokens = c.num_heavy_ff_tokens;
+  f.window_size = c.ff_window_size;
+  f.light_ff_mult = c.light_ff_mult;
+  f.heavy_ff_mult = c.heavy_ff_mult;
+  ff = register_module("ff", std::make_shared<CausalRoutedFeedForward>(c.dim, f, gen));
+}
+
+CoLT5LM::CoLT5LM(const ModelConfig& cfg, Generator* gen) : Model(cfg, gen) {
+  COLT5_CHECK(cfg.kind == "lm", "CoLT5LM: config 'kind' expected \"lm\", got \"", cfg.kind, "\"");
+  auto seq = register_module("blocks", std::make_shared<Sequential>());
+  for (int64_t i = 0; i < cfg.depth; ++i) blocks.push_back(seq->push_back(std::make_shared<Block>(cfg, gen)));
+  norm = register_module("norm", std::make_shared<RMSNorm>(cfg.dim));
+  to_logits = register_module("to_logits", std::make_shared<Linear>(cfg.dim, cfg.vocab_size, false, gen));
+}
+
+Tensor CoLT5LM::forward(const Tensor& tokens) const {
+  Tensor h = embed(tokens);
+  for (const auto& blk : blocks) {
+    h = blk->attn->forward(h) + h;
+    h = blk->ff->forward(h) + h;
+  }
+  return to_logits->forward(norm->forward(h));
+}
+
+void CoLT5LM::set_heavy_enabled(bool on) {
+  for (auto& blk : blocks) {
+    blk->attn->heavy_enabled = on;
+    blk->ff->heavy_enabled = on;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CoLT5Encoder
+
+CoLT5Encoder::CoLT5Encoder(const ModelConfig& cfg, Generator* gen) : Model(cfg, gen) {
+  COLT5_CHECK(cfg.kind == "encoder", "CoLT5Encoder: config 'kind' expected \"encoder\", got \"", cfg.kind, "\"");
+  ConditionalRoutedTransformerBlockOptions o;
+  o.num_heavy_attn_tokens_q = cfg.num_heavy_tokens_q;
+  o.num_heavy_attn_tokens_kv = cfg.num_heavy_tokens_kv;
+  o.num_heavy_ff_tokens = cfg.num_heavy_ff_tokens;
+  o.light_window_size = cfg.light_window_size;
+  o.light_heads = cfg.light_heads;
+  o.light_dim_head = cfg.light_dim_head;
+  o.heavy_heads = cfg.heavy_heads;
+  o.heavy_dim_head = cfg.heavy_dim_head;
+  o.light_ff_mult = cfg.light_ff_mult;
+  o.heavy_ff_mult = cfg.heavy_ff_mult;
+  auto seq = register_module("blocks", std::make_shared<Sequential>());
+  for (int64_t i = 0; i < cfg.depth; ++i)
+    blocks.push_back(seq->push_back(std::make_shared<ConditionalRoutedTransformerBlock>(cfg.dim, o, gen)));
+  norm = register_module("norm", std::make_shared<RMSNorm>(cfg.dim));
+  head = register_module("head", std::make_shared<Linear>(cfg.dim, cfg.num_classes, true, gen));
+}
+
+Tensor CoLT5Encoder::forward(const Tensor& tokens) const {
+  Tensor h = embed(tokens);
+  for (const auto& blk : blocks) h = blk->forward(h);
+  h = norm->forward(h);  // [b, n, dim]
+  const Tensor pooled = cfg_.pool == "last" ? h.select(1, h.size(1) - 1) : mean(h, {1});  // [b, dim]
+  return head->forward(pooled);
+}
+
+void CoLT5Encoder::set_heavy_enabled(bool on) {
+  for (auto& blk : blocks) {
+    blk->conditional_attn->heavy_enabled = on;
+    blk->conditional_ff->heavy_enabled = on;
+  }
+}
+
+std::unique_ptr<Model> make_model(const ModelConfig& cfg, Generator* gen) {
+  cfg.validate();
+  if (cfg.kind == "lm") return std::make_unique<CoLT5LM>(cfg, gen);
+  return std::make_unique<CoLT5Encoder>(cfg, gen);
+}
+
+}  // namespace colt5::nn

@@ -1,0 +1,296 @@
+// The training program (examples/train): loss falls in short CPU runs of both tasks, a resumed
+// run is bit-identical to an uninterrupted one, checkpoints from another configuration or
+// truncated / corrupted ones are refused with a clear error, settings out of range are rejected,
+// and the program itself exits non-zero with a message (never a crash) on bad flags and files.
+#include <doctest/doctest.h>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "autograd/ops.h"
+#include "config.h"
+#include "core/backend.h"
+#include "nn/safetensors.h"
+#include "report.h"
+#include "trainer.h"
+
+using namespace colt5;
+using namespace colt5::train;
+using doctest::Contains;
+
+namespace {
+
+// A recall run small enough for a few seconds on one core.
+TrainConfig tiny_recall(const std::string& out) {
+  TrainConfig c = preset("recall", false);
+  c.device = "cpu";
+  c.seq_len = 24;
+  c.recall.num_pairs = 2, c.recall.num_keys = 4, c.recall.num_values = 4, c.recall.num_noise = 4;
+  c.model.dim = 16, c.model.depth = 1, c.model.light_window_size = 4;
+  c.model.num_heavy_tokens_q = 4, c.model.num_heavy_tokens_kv = 6, c.model.num_heavy_ff_tokens = 4;
+  c.model.light_heads = 2, c.model.light_dim_head = 8, c.model.heavy_heads = 2, c.model.heavy_dim_head = 8;
+  c.steps = 8, c.batch_size = 8, c.warmup = 2, c.eval_batches = 2;
+  c.out_dir = out;
+  c.derive();
+  return c;
+}
+
+std::string text_file(const std::string& name) {
+  const std::string path = "/tmp/colt5_test_train_" + name;
+  std::ofstream f(path, std::ios::binary);
+  for (int i = 0; i < 300; ++i) f << "the quick brown fox jumps over the lazy dog. ";
+  return path;
+}
+
+TrainConfig tiny_text(const std::string& data) {
+  TrainConfig c = preset("text", false);
+  c.device = "cpu";
+  c.data_path = data;
+  c.seq_len = 32;
+  c.model.dim = 32, c.model.depth = 1, c.model.light_window_size = 8, c.model.heavy_window_size = 8;
+  c.model.num_heavy_tokens_kv = 4, c.model.num_heavy_ff_tokens = 2, c.model.ff_window_size = 8;
+  c.model.light_heads = 2, c.model.light_dim_head = 16, c.model.heavy_heads = 2, c.model.heavy_dim_head = 16;
+  c.steps = 60, c.batch_size = 8, c.warmup = 5, c.lr = 1e-2, c.min_lr = 1e-3;
+  c.derive();
+  return c;
+}
+
+double mean_loss(const std::vector<HistoryRow>& h, size_t begin, size_t end) {
+  double s = 0;
+  for (size_t i = begin; i < end; ++i) s += h[i].train_loss;
+  return s / static_cast<double>(end - begin);
+}
+
+std::vector<char> bytes_of(const Tensor& t) {
+  const Tensor c = t.to(kCPU).contiguous();
+  const char* p = static_cast<const char*>(c.raw_data());
+  return std::vector<char>(p, p + c.numel() * static_cast<int64_t>(dtype_size(c.dtype())));
+}
+
+struct Run {
+  int status;
+  std::string output;
+};
+
+// Run the train program with `args` (stdout and stderr together).
+Run run_train(const std::string& args) {
+  const std::string cmd = std::string(COLT5_TRAIN_EXE) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), out};
+}
+
+}  // namespace
+
+TEST_CASE("train: the loss falls in a short CPU run (language model on a text file)") {
+  const std::string data = text_file("fox.txt");
+  Trainer t(tiny_text(data));
+  const double before = t.evaluate().loss;
+  while (t.step() < t.config().steps) t.train_step();
+  const double after = t.evaluate().loss;
+  const auto& h = t.history();
+  INFO("validation loss " << before << " -> " << after);
+  CHECK(after < 0.6 * before);                                  // ln 256 = 5.5 -> well below
+  CHECK(mean_loss(h, 50, 60) < mean_loss(h, 0, 10) - 1.0);
+  std::remove(data.c_str());
+}
+
+TEST_CASE("train: the loss falls in a short CPU run (recall task)") {
+  TrainConfig c = tiny_recall("/tmp/colt5_test_train_fall");
+  c.steps = 40;
+  Trainer t(c);
+  while (t.step() < c.steps) t.train_step();
+  CHECK(mean_loss(t.history(), 30, 40) < mean_loss(t.history(), 0, 10));
+}
+
+TEST_CASE("train: a resumed CPU run is bit-identical to an uninterrupted one") {
+  const std::string dir = "/tmp/colt5_test_train_resume";
+  std::filesystem::create_directories(dir);
+  for (int accum : {1, 2}) {
+    CAPTURE(accum);
+    TrainConfig c = tiny_recall(dir);
+    c.grad_accum = accum;
+    Trainer straight(c);
+    while (straight.step() < c.steps) straight.train_step();
+
+    Trainer first(c);
+    for (int i = 0; i < 3; ++i) first.train_step();
+    first.save_checkpoint(dir + "/ck.safetensors");
+    Trainer resumed(c);
+    resumed.load_checkpoint(dir + "/ck.safetensors");
+    CHECK(resumed.step() == 3);
+    while (resumed.step() < c.steps) resumed.train_step();
+
+    const auto a = straight.model().named_parameters(), b = resumed.model().named_parameters();
+    REQUIRE(a.size() == b.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+      CAPTURE(a[i].first);
+      CHECK(bytes_of(a[i].second) == bytes_of(b[i].second));
+    }
+    REQUIRE(straight.history().size() == resumed.history().size());
+    for (size_t i = 0; i < straight.history().size(); ++i)
+      CHECK(std::memcmp(&straight.history()[i].train_loss, &resumed.history()[i].train_loss, sizeof(double)) == 0);
+  }
+}
+
+TEST_CASE("train: checkpoints from another config, truncated or corrupted are refused") {
+  const std::string dir = "/tmp/colt5_test_train_ckpt";
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/ck.safetensors";
+  TrainConfig c = tiny_recall(dir);
+  Trainer t(c);
+  t.train_step();
+  t.save_checkpoint(path);
+
+  SUBCASE("another model config") {
+    TrainConfig other = c;
+    other.model.dim = 32;
+    Trainer u(other);
+    CHECK_THROWS_WITH_AS(u.load_checkpoint(path), Contains("comes from another configuration: model setting 'dim'"),
+                         Error);
+  }
+  SUBCASE("another optimizer setting") {
+    TrainConfig other = c;
+    other.lr = 0.5;
+    Trainer u(other);
+    CHECK_THROWS_WITH_AS(u.load_checkpoint(path), Contains("setting --lr is 0.5 here"), Error);
+  }
+  SUBCASE("truncated") {
+    std::filesystem::resize_file(path, std::filesystem::file_size(path) / 2);
+    Trainer u(c);
+    CHECK_THROWS_AS(u.load_checkpoint(path), Error);
+    CHECK_THROWS_WITH_AS(Trainer::read_checkpoint_config(path), Contains(path.c_str()), Error);
+  }
+  SUBCASE("corrupted header") {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(12);
+    f.write("\x01\x02\x03garbage", 10);
+    f.close();
+    CHECK_THROWS_WITH_AS(Trainer::read_checkpoint_config(path), Contains(path.c_str()), Error);
+  }
+  SUBCASE("not a training checkpoint") {
+    nn::write_safetensors(path, {{"x", zeros({2})}});
+    CHECK_THROWS_WITH_AS(Trainer::read_checkpoint_config(path), Contains("metadata entry 'colt5.format' is missing"),
+                         Error);
+  }
+  SUBCASE("a recall checkpoint is not a language model") {
+    TrainConfig got;
+    auto m = Trainer::load_model(path, kCPU, &got);
+    CHECK(got.model.kind == "encoder");
+  }
+  SUBCASE("missing") {
+    CHECK_THROWS_WITH_AS(Trainer::read_checkpoint_config(dir + "/nope.safetensors"), Contains("nope.safetensors"),
+                         Error);
+  }
+}
+
+TEST_CASE("train: settings out of range are rejected naming the flag") {
+  auto rejects = [](auto edit, const char* what) {
+    TrainConfig c = tiny_recall("/tmp/colt5_test_train_flags");
+    edit(c);
+    CHECK_THROWS_WITH_AS(Trainer{c}, Contains(what), Error);
+  };
+  rejects([](TrainConfig& c) { c.steps = 0; }, "flag --steps: expected >= 1, got 0");
+  rejects([](TrainConfig& c) { c.lr = -1; }, "flag --lr: expected > 0, got -1");
+  rejects([](TrainConfig& c) { c.batch_size = 0; }, "flag --batch-size: expected >= 1, got 0");
+  rejects([](TrainConfig& c) { c.grad_accum = 0; }, "flag --grad-accum: expected >= 1");
+  rejects([](TrainConfig& c) { c.beta2 = 1.0; }, "flag --beta2");
+  rejects([](TrainConfig& c) { c.recall.num_pairs = 20; }, "'num_keys' expected >= num_pairs");
+  rejects([](TrainConfig& c) { c.task = "text", c.data_path = "/nonexistent/x.txt"; }, "cannot open it");
+  if (!cuda_is_available())
+    rejects([](TrainConfig& c) { c.device = "cuda"; }, "flag --device cuda: no CUDA device is available");
+}
+
+TEST_CASE("train: the config survives its JSON round trip") {
+  const TrainConfig c = tiny_recall("/tmp/x");
+  CHECK(TrainConfig::from_json(c.to_json()).to_json() == c.to_json());
+  nlohmann::json j = c.to_json();
+  j["stepz"] = 3;
+  CHECK_THROWS_WITH_AS(TrainConfig::from_json(j), Contains("unknown key 'stepz'"), Error);
+}
+
+TEST_CASE("train: CSV, SVG and the progress line") {
+  std::vector<HistoryRow> rows(3);
+  for (int i = 0; i < 3; ++i) rows[i].step = i + 1, rows[i].train_loss = 3.0 - i, rows[i].lr = 1e-3;
+  rows[2].val_loss = 1.5, rows[2].val_accuracy = 0.25;
+  const std::string csv = "/tmp/colt5_test_train.csv", svg = "/tmp/colt5_test_train.svg";
+  write_history_csv(csv, rows);
+  std::ifstream f(csv);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  CHECK(ss.str() == "step,train_loss,grad_norm,lr,val_loss,val_accuracy\n1,3,0,0.001,,\n2,2,0,0.001,,\n"
+                    "3,1,0,0.001,1.5,0.25\n");
+  write_history_svg(svg, rows, "test", 0.1);
+  std::ifstream g(svg);
+  std::stringstream s2;
+  s2 << g.rdbuf();
+  CHECK(s2.str().rfind("<svg", 0) == 0);
+  CHECK(s2.str().find("validation accuracy") != std::string::npos);
+  CHECK(s2.str().find("chance") != std::string::npos);
+
+  Progress p(stdout, 1500, false, 0, true);
+  StepStats s;
+  s.step = 120, s.loss = 2.4312, s.grad_norm = 1.53, s.lr = 2.95e-3, s.seconds = 0.0653, s.tokens = 2048;
+  const std::string line = p.format_line(s, 12u << 20);
+  CHECK(line == "step  120/1500 [#...................] loss 2.4312  gnorm 1.53  lr 2.95e-03  65.3 ms/step  "
+                "31.4k tok/s  gpu 12.0 MiB  ETA 1m30s");
+  CHECK(format_duration(3725) == "1h02m");
+}
+
+TEST_CASE("train program: bad flags and files exit non-zero with a message") {
+  const Run help = run_train("--help");
+  CHECK(help.status == 0);
+  for (const char* flag : {"--data", "--steps", "--lr", "--batch-size", "--grad-accum", "--resume", "--out",
+                           "--device", "--seed", "--checkpoint-every", "--eval-every"})
+    CHECK(help.output.find(flag) != std::string::npos);
+
+  Run r = run_train("--steps 0");
+  CHECK(r.status == 1);
+  CHECK(r.output.find("train: error: flag --steps: expected >= 1, got 0") != std::string::npos);
+  r = run_train("--lr -0.1");
+  CHECK(r.status == 1);
+  CHECK(r.output.find("flag --lr: expected > 0") != std::string::npos);
+  r = run_train("--batch-size 0");
+  CHECK(r.status == 1);
+  r = run_train("--steps abc");
+  CHECK(r.status != 0);
+  CHECK(r.output.find("--steps") != std::string::npos);
+  r = run_train("--data /nonexistent/colt5.txt");
+  CHECK(r.status == 1);
+  CHECK(r.output.find("cannot open it") != std::string::npos);
+  r = run_train("--resume /nonexistent/ck.safetensors");
+  CHECK(r.status == 1);
+  CHECK(r.output.find("ck.safetensors") != std::string::npos);
+  r = run_train("--no-such-flag");
+  CHECK(r.status != 0);
+
+  // A real (tiny) run, then a resume with a conflicting model flag, then one that continues.
+  const std::string out = "/tmp/colt5_test_train_cli";
+  const std::string small = "--device cpu --steps 3 --seq-len 24 --pairs 2 --keys 4 --values 4 --dim 16 --depth 1 "
+                            "--light-window 4 --heavy-q 4 --heavy-kv 6 --heavy-ff 4 --heads 2 --dim-head 8 "
+                            "--heavy-heads 2 --heavy-dim-head 8 --batch-size 4 --eval-batches 1 --out " + out;
+  r = run_train(small);
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CHECK(std::filesystem::exists(out + "/checkpoint.safetensors"));
+  CHECK(std::filesystem::exists(out + "/loss.csv"));
+  CHECK(std::filesystem::exists(out + "/loss.svg"));
+  r = run_train("--resume " + out + "/checkpoint.safetensors --dim 32 --steps 6 --out " + out);
+  CHECK(r.status == 1);
+  CHECK(r.output.find("model setting 'dim' is 32 here but 16 in the checkpoint") != std::string::npos);
+  r = run_train("--resume " + out + "/checkpoint.safetensors --steps 5 --device cpu --out " + out);
+  CHECK(r.status == 0);
+  CHECK(r.output.find("resumed from") != std::string::npos);
+}
