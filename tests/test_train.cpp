@@ -19,6 +19,7 @@
 #include "core/backend.h"
 #include "nn/safetensors.h"
 #include "report.h"
+#include "tests/gpu/gpu.h"
 #include "trainer.h"
 
 using namespace colt5;
@@ -79,9 +80,11 @@ struct Run {
   std::string output;
 };
 
-// Run the train program with `args` (stdout and stderr together).
+// Run the train program with `args` (stdout and stderr together). The program is the build's
+// examples/train, or $COLT5_TRAIN_EXE (a build folder copied to another machine).
 Run run_train(const std::string& args) {
-  const std::string cmd = std::string(COLT5_TRAIN_EXE) + " " + args + " 2>&1";
+  const char* env = std::getenv("COLT5_TRAIN_EXE");
+  const std::string cmd = std::string(env ? env : COLT5_TRAIN_EXE) + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   REQUIRE(p != nullptr);
   std::string out;
@@ -293,4 +296,45 @@ TEST_CASE("train program: bad flags and files exit non-zero with a message") {
   r = run_train("--resume " + out + "/checkpoint.safetensors --steps 5 --device cpu --out " + out);
   CHECK(r.status == 0);
   CHECK(r.output.find("resumed from") != std::string::npos);
+}
+
+TEST_CASE("train on the GPU: the CPU's trajectory to float32 rounding, and the LM's loss falls") {
+  COLT5_REQUIRE_GPU();
+  TrainConfig c = tiny_recall("/tmp/colt5_test_train_gpu");
+  c.steps = 5;
+  Trainer cpu(c);
+  c.device = "cuda";
+  Trainer gpu(c);
+  CHECK(gpu.device().type == DeviceType::CUDA);
+  while (cpu.step() < c.steps) cpu.train_step(), gpu.train_step();
+  for (int64_t i = 0; i < c.steps; ++i) {
+    CAPTURE(i);
+    CHECK(gpu.history()[i].train_loss == doctest::Approx(cpu.history()[i].train_loss).epsilon(1e-3));
+  }
+  CHECK(gpu.evaluate().accuracy.has_value());
+
+  const std::string data = text_file("gpu.txt");
+  TrainConfig t = tiny_text(data);
+  t.device = "cuda";
+  Trainer lm(t);
+  const double before = lm.evaluate().loss;
+  while (lm.step() < t.steps) lm.train_step();
+  CHECK(lm.evaluate().loss < 0.6 * before);
+  std::remove(data.c_str());
+}
+
+TEST_CASE("train on the GPU: running out of memory is an error with a message, not a crash") {
+  COLT5_REQUIRE_GPU();
+  TrainConfig c = tiny_recall("/tmp/colt5_test_train_oom");
+  c.device = "cuda";
+  c.seq_len = 256, c.model.dim = 1024, c.batch_size = 65536;
+  c.derive();
+  Trainer t(c);
+  CHECK_THROWS_WITH_AS(t.train_step(), Contains("out of memory"), Error);
+  empty_cache(t.device());
+  const Run r = run_train("--device cuda --seq-len 256 --dim 1024 --batch-size 65536 --steps 1 --out "
+                          "/tmp/colt5_test_train_oom");
+  CHECK(r.status == 1);
+  CHECK(r.output.find("out of memory") != std::string::npos);
+  CHECK(r.output.find("--batch-size") != std::string::npos);
 }

@@ -13,6 +13,7 @@ template <class Self, class F>
 void for_each_train_field(Self& c, F&& f) {
   f("task", c.task), f("data_path", c.data_path), f("seq_len", c.seq_len), f("val_fraction", c.val_fraction);
   f("num_pairs", c.recall.num_pairs), f("num_keys", c.recall.num_keys), f("num_values", c.recall.num_values);
+  f("num_noise", c.recall.num_noise);
   f("steps", c.steps), f("batch_size", c.batch_size), f("grad_accum", c.grad_accum), f("lr", c.lr);
   f("min_lr", c.min_lr), f("warmup", c.warmup), f("weight_decay", c.weight_decay), f("beta1", c.beta1);
   f("beta2", c.beta2), f("clip", c.clip), f("seed", c.seed), f("device", c.device), f("out_dir", c.out_dir);
@@ -135,10 +136,12 @@ TrainConfig preset(const std::string& task, bool gpu) {
       m.light_heads = 4, m.light_dim_head = 16, m.heavy_heads = 4, m.heavy_dim_head = 16;
       c.steps = 1500, c.batch_size = 32, c.lr = 3e-3, c.min_lr = 3e-4, c.warmup = 75, c.eval_every = 250;
     } else {
+      // The CPU preset scaled up 4x in length with the same proportions: 1/8 of the tokens are
+      // heavy queries, 1/4 heavy keys/values, each noise token appears about 4 times.
       c.seq_len = 256;
-      c.recall = {.seq_len = 256, .num_pairs = 8, .num_keys = 32, .num_values = 32};
+      c.recall = {.seq_len = 256, .num_pairs = 8, .num_keys = 32, .num_values = 32, .num_noise = 64};
       m.dim = 128, m.depth = 2, m.light_window_size = 32;
-      m.num_heavy_tokens_q = 8, m.num_heavy_tokens_kv = 32, m.num_heavy_ff_tokens = 32;
+      m.num_heavy_tokens_q = 32, m.num_heavy_tokens_kv = 64, m.num_heavy_ff_tokens = 32;
       m.light_heads = 4, m.light_dim_head = 32, m.heavy_heads = 4, m.heavy_dim_head = 32;
       c.steps = 1500, c.batch_size = 64, c.lr = 2e-3, c.min_lr = 2e-4, c.warmup = 75, c.eval_every = 250;
     }

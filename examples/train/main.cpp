@@ -55,6 +55,7 @@ void add_flags(CLI::App& app, TrainConfig& c, std::string& resume, bool& quiet_b
   app.add_option("--pairs", c.recall.num_pairs, "recall: key/value pairs per sequence");
   app.add_option("--keys", c.recall.num_keys, "recall: key vocabulary");
   app.add_option("--values", c.recall.num_values, "recall: value vocabulary (chance = 1 / values)");
+  app.add_option("--noise", c.recall.num_noise, "recall: noise vocabulary (the tokens between the pairs and the question)");
   app.add_option("--dim", c.model.dim, "model width");
   app.add_option("--depth", c.model.depth, "number of blocks");
   app.add_option("--light-window", c.model.light_window_size, "light (local) attention window");
@@ -182,6 +183,9 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "\ntrain: error: %s\n", e.what());
+    if (std::string(e.what()).find("out of memory") != std::string::npos)
+      std::fprintf(stderr, "train: the model and batch do not fit on the GPU: lower --batch-size (and use "
+                           "--grad-accum for the same effective batch), --seq-len or --dim\n");
     return 1;
   }
 }
