@@ -19,6 +19,7 @@
 #include "core/backend.h"
 #include "core/format.h"
 #include "nn/data.h"
+#include "report.h"
 #include "trainer.h"
 
 using namespace colt5;
@@ -93,12 +94,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "\ngenerate: error: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return train::guarded_main("generate", run, argc, argv); }

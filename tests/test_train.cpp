@@ -298,7 +298,7 @@ TEST_CASE("train program: bad flags and files exit non-zero with a message") {
   CHECK(r.output.find("resumed from") != std::string::npos);
 }
 
-TEST_CASE("train on the GPU: the CPU's trajectory to float32 rounding, and the LM's loss falls") {
+TEST_CASE("gpu: train on the GPU follows the CPU trajectory to float32 rounding, and the LM loss falls") {
   COLT5_REQUIRE_GPU();
   TrainConfig c = tiny_recall("/tmp/colt5_test_train_gpu");
   c.steps = 5;

@@ -177,15 +177,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "\ntrain: error: %s\n", e.what());
-    if (std::string(e.what()).find("out of memory") != std::string::npos)
-      std::fprintf(stderr, "train: the model and batch do not fit on the GPU: lower --batch-size (and use "
-                           "--grad-accum for the same effective batch), --seq-len or --dim\n");
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return train::guarded_main("train", run, argc, argv); }

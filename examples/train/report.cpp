@@ -18,6 +18,19 @@ std::string format_duration(double s) {
   return fmt::format("{}s", t);
 }
 
+int guarded_main(const char* program, int (*run)(int, char**), int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "\n%s: error: %s\n", program, e.what());
+    if (std::string(e.what()).find("out of memory") != std::string::npos)
+      std::fprintf(stderr, "%s: the model and batch do not fit on the GPU: lower --batch-size (and use "
+                           "--grad-accum for the same effective batch), --seq-len or --dim\n", program);
+    return 1;
+  }
+}
+
 namespace {
 
 std::string si(double v) {  // 31400 -> "31.4k"

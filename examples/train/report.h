@@ -13,6 +13,10 @@ namespace colt5::train {
 // "1h02m", "3m07s", "12s"
 std::string format_duration(double seconds);
 
+// The main() of the training programs: returns run(argc, argv), or prints
+// "<program>: error: <message>" (with a hint when the GPU ran out of memory) and returns 1.
+int guarded_main(const char* program, int (*run)(int, char**), int argc, char** argv);
+
 // One progress line per step:
 //   step  120/1500 [#####.........] loss 2.4312  gnorm 1.53  lr 2.95e-03  65.3 ms/step  31.4k tok/s  gpu 12.3 MiB  ETA 1m32s
 // On a terminal the line is redrawn in place every step (a live bar); otherwise a plain line is
