@@ -80,11 +80,12 @@ struct Run {
   std::string output;
 };
 
-// Run the train program with `args` (stdout and stderr together). The program is the build's
-// examples/train, or $COLT5_TRAIN_EXE (a build folder copied to another machine).
-Run run_train(const std::string& args) {
-  const char* env = std::getenv("COLT5_TRAIN_EXE");
-  const std::string cmd = std::string(env ? env : COLT5_TRAIN_EXE) + " " + args + " 2>&1";
+// Run a program of the build with `args` (stdout and stderr together): examples/train, or
+// examples/generate; $COLT5_TRAIN_EXE / $COLT5_GENERATE_EXE override the paths (a build folder
+// copied to another machine).
+Run run_program(const char* env_name, const char* built, const std::string& args) {
+  const char* env = std::getenv(env_name);
+  const std::string cmd = std::string(env ? env : built) + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   REQUIRE(p != nullptr);
   std::string out;
@@ -94,6 +95,8 @@ Run run_train(const std::string& args) {
   const int st = pclose(p);
   return {WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), out};
 }
+Run run_train(const std::string& args) { return run_program("COLT5_TRAIN_EXE", COLT5_TRAIN_EXE, args); }
+Run run_generate(const std::string& args) { return run_program("COLT5_GENERATE_EXE", COLT5_GENERATE_EXE, args); }
 
 }  // namespace
 
@@ -248,7 +251,7 @@ TEST_CASE("train: CSV, SVG and the progress line") {
   s.step = 120, s.loss = 2.4312, s.grad_norm = 1.53, s.lr = 2.95e-3, s.seconds = 0.0653, s.tokens = 2048;
   const std::string line = p.format_line(s, 12u << 20);
   CHECK(line == "step  120/1500 [#...................] loss 2.4312  gnorm 1.53  lr 2.95e-03  65.3 ms/step  "
-                "31.4k tok/s  gpu 12.0 MiB  ETA 1m30s");
+                "31.4k tok/s  gpu 12.0 MiB peak  ETA 1m30s");
   CHECK(format_duration(3725) == "1h02m");
 }
 
@@ -296,6 +299,38 @@ TEST_CASE("train program: bad flags and files exit non-zero with a message") {
   r = run_train("--resume " + out + "/checkpoint.safetensors --steps 5 --device cpu --out " + out);
   CHECK(r.status == 0);
   CHECK(r.output.find("resumed from") != std::string::npos);
+}
+
+TEST_CASE("generate: samples from a text checkpoint, reproducibly; refuses other checkpoints") {
+  const std::string data = text_file("gen.txt");
+  const std::string out = "/tmp/colt5_test_generate";
+  Run r = run_train("--device cpu --data " + data + " --steps 4 --seq-len 32 --dim 16 --depth 1 --light-window 8 "
+                    "--heavy-window 8 --heavy-kv 4 --heavy-ff 2 --ff-window 8 --heads 2 --dim-head 8 --heavy-heads 2 "
+                    "--heavy-dim-head 8 --batch-size 4 --eval-batches 1 --out " + out);
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  const std::string ck = out + "/checkpoint.safetensors";
+  const Run a = run_generate("--device cpu --checkpoint " + ck + " --prompt 'the quick' --length 20 --seed 3");
+  const Run b = run_generate("--device cpu --checkpoint " + ck + " --prompt 'the quick' --length 20 --seed 3");
+  CHECK(a.status == 0);
+  CHECK(a.output.rfind("the quick", 0) == 0);
+  CHECK(a.output.size() == 9 + 20 + 1);  // prompt, 20 bytes, newline
+  CHECK(a.output == b.output);
+  CHECK(run_generate("--device cpu --checkpoint " + ck + " --prompt x --length 5 --temperature 0").status == 0);
+
+  r = run_generate("--device cpu --checkpoint " + ck + " --temperature -1");
+  CHECK(r.status != 0);
+  r = run_generate("--device cpu --checkpoint /nonexistent/ck.safetensors");
+  CHECK(r.status == 1);
+  CHECK(r.output.find("generate: error:") != std::string::npos);
+  // A recall (encoder) checkpoint is not a language model.
+  TrainConfig c = tiny_recall(out);
+  Trainer t(c);
+  t.save_checkpoint(out + "/recall.safetensors");
+  r = run_generate("--device cpu --checkpoint " + out + "/recall.safetensors");
+  CHECK(r.status == 1);
+  CHECK(r.output.find("generate needs a language model") != std::string::npos);
+  std::remove(data.c_str());
 }
 
 TEST_CASE("gpu: train on the GPU follows the CPU trajectory to float32 rounding, and the LM loss falls") {

@@ -147,7 +147,7 @@ int run(int argc, char** argv) {
   Progress progress(stdout, cfg.steps, live, cfg.log_every, on_gpu);
   while (t.step() < cfg.steps) {
     const StepStats s = t.train_step();
-    progress.update(s, on_gpu ? memory_allocated(t.device()) : 0);
+    progress.update(s, on_gpu ? max_memory_allocated(t.device()) : 0);
     const bool last = t.step() == cfg.steps;
     if ((cfg.eval_every > 0 && t.step() % cfg.eval_every == 0) || last) {
       const EvalResult r = t.evaluate();

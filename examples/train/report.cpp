@@ -59,7 +59,7 @@ std::string Progress::format_line(const StepStats& s, size_t gpu_bytes) const {
   std::string line = fmt::format("step {:>{}}/{} {} loss {:.4f}  gnorm {:.2f}  lr {:.2e}  {:.1f} ms/step  {} tok/s",
                                  s.step, width, total_, bar(s.step, total_, 20), s.loss, s.grad_norm, s.lr, sec * 1e3,
                                  si(sec > 0 ? tok / sec : 0));
-  if (gpu_) line += fmt::format("  gpu {:.1f} MiB", static_cast<double>(gpu_bytes) / (1 << 20));
+  if (gpu_) line += fmt::format("  gpu {:.1f} MiB peak", static_cast<double>(gpu_bytes) / (1 << 20));
   line += "  ETA " + format_duration(sec * static_cast<double>(total_ - s.step));
   return line;
 }

@@ -18,11 +18,11 @@ std::string format_duration(double seconds);
 int guarded_main(const char* program, int (*run)(int, char**), int argc, char** argv);
 
 // One progress line per step:
-//   step  120/1500 [#####.........] loss 2.4312  gnorm 1.53  lr 2.95e-03  65.3 ms/step  31.4k tok/s  gpu 12.3 MiB  ETA 1m32s
+//   step  120/1500 [#####.........] loss 2.4312  gnorm 1.53  lr 2.95e-03  65.3 ms/step  31.4k tok/s  gpu 12.3 MiB peak  ETA 1m32s
 // On a terminal the line is redrawn in place every step (a live bar); otherwise a plain line is
 // printed every log_every steps and on the last step. ms/step and tokens/s are smoothed over
-// recent steps; the ETA uses the smoothed step time. gpu is the allocator's live bytes (omitted
-// on the CPU).
+// recent steps; the ETA uses the smoothed step time. gpu is the allocator's peak of bytes held
+// by tensors since the start (omitted on the CPU).
 class Progress {
 public:
   Progress(std::FILE* out, int64_t total_steps, bool live, int64_t log_every, bool show_gpu_memory);
