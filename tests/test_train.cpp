@@ -215,6 +215,8 @@ TEST_CASE("train: settings out of range are rejected naming the flag") {
   rejects([](TrainConfig& c) { c.beta2 = 1.0; }, "flag --beta2");
   rejects([](TrainConfig& c) { c.recall.num_pairs = 20; }, "'num_keys' expected >= num_pairs");
   rejects([](TrainConfig& c) { c.task = "text", c.data_path = "/nonexistent/x.txt"; }, "cannot open it");
+  rejects([](TrainConfig& c) { c.task = "text", c.data_path = "x.txt", c.seq_len = 16, c.model.heavy_window_size = 16; },
+          "flag --seq-len: the language model's heavy attention reads from earlier windows");
   if (!cuda_is_available())
     rejects([](TrainConfig& c) { c.device = "cuda"; }, "flag --device cuda: no CUDA device is available");
 }

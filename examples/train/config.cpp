@@ -79,6 +79,9 @@ void TrainConfig::validate() const {
   check_min(checkpoint_every, 0, "checkpoint_every");
   check_min(log_every, 0, "log_every");
   if (task == "recall") nn::RecallTask{recall};  // throws naming the option
+  COLT5_CHECK(task != "text" || seq_len > model.heavy_window_size, "flag --seq-len: the language model's heavy ",
+              "attention reads from earlier windows of --heavy-window = ", model.heavy_window_size,
+              " tokens, so --seq-len must be larger than that; got ", seq_len);
   model.validate();
 }
 

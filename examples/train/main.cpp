@@ -137,9 +137,15 @@ int run(int argc, char** argv) {
   else
     fmt::print("  text: {} ({} train / {} validation bytes), windows of {} bytes\n", cfg.data_path,
                t.text_data()->size(nn::Split::Train), t.text_data()->size(nn::Split::Val), cfg.seq_len);
-  fmt::print("  model: {} x dim {}, light window {}, heavy {} q / {} kv / {} ff tokens; AdamW lr {} -> {}, batch {} x {}\n",
-             m.depth, m.dim, m.light_window_size, cfg.task == "recall" ? m.num_heavy_tokens_q : m.heavy_window_size,
-             m.num_heavy_tokens_kv, m.num_heavy_ff_tokens, cfg.lr, cfg.min_lr, cfg.batch_size, cfg.grad_accum);
+  if (cfg.task == "recall")
+    fmt::print("  model: {} x dim {}, light window {}, heavy {} q / {} kv / {} ff tokens", m.depth, m.dim,
+               m.light_window_size, m.num_heavy_tokens_q, m.num_heavy_tokens_kv, m.num_heavy_ff_tokens);
+  else
+    fmt::print("  model: {} x dim {}, causal light window {}, heavy windows of {} reading {} routed kv from their past, "
+               "heavy ff for up to {} of every {} tokens",
+               m.depth, m.dim, m.light_window_size, m.heavy_window_size, m.num_heavy_tokens_kv, m.num_heavy_ff_tokens,
+               m.ff_window_size);
+  fmt::print("; AdamW lr {} -> {}, batch {} x {}\n", cfg.lr, cfg.min_lr, cfg.batch_size, cfg.grad_accum);
   if (!resume.empty()) fmt::print("  resumed from {} at step {}\n", resume, t.step());
   std::fflush(stdout);
 

@@ -40,9 +40,13 @@ std::string si(double v) {  // 31400 -> "31.4k"
 }
 
 std::string bar(int64_t done, int64_t total, int width) {
-  const int filled = total > 0 ? static_cast<int>(static_cast<double>(done) * width / static_cast<double>(total)) : 0;
-  return "[" + std::string(std::clamp(filled, 0, width), '#') + std::string(width - std::clamp(filled, 0, width), '.') +
-         "]";
+  const int filled =
+      std::clamp(total > 0 ? static_cast<int>(static_cast<double>(done) * width / static_cast<double>(total)) : 0, 0, width);
+  std::string s(static_cast<size_t>(width) + 2, '.');
+  s.front() = '[';
+  s.back() = ']';
+  std::fill_n(s.begin() + 1, filled, '#');
+  return s;
 }
 
 }  // namespace
