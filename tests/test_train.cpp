@@ -350,6 +350,25 @@ TEST_CASE("gpu: train on the GPU follows the CPU trajectory to float32 rounding,
   }
   CHECK(gpu.evaluate().accuracy.has_value());
 
+  // Resume on the GPU: save after 2 steps, load into a fresh trainer, continue; the kernels are
+  // deterministic, so the trajectory is the uninterrupted one bit for bit here too.
+  c.steps = 5;
+  Trainer first(c);
+  first.train_step(), first.train_step();
+  first.save_checkpoint("/tmp/colt5_test_train_gpu_ck.safetensors");
+  Trainer resumed(c);
+  resumed.load_checkpoint("/tmp/colt5_test_train_gpu_ck.safetensors");
+  while (resumed.step() < c.steps) resumed.train_step();
+  for (int64_t i = 0; i < c.steps; ++i) {
+    CAPTURE(i);
+    CHECK(resumed.history()[i].train_loss == gpu.history()[i].train_loss);
+  }
+  const auto a = gpu.model().named_parameters(), b = resumed.model().named_parameters();
+  for (size_t i = 0; i < a.size(); ++i) {
+    CAPTURE(a[i].first);
+    CHECK(bytes_of(a[i].second) == bytes_of(b[i].second));
+  }
+
   const std::string data = text_file("gpu.txt");
   TrainConfig t = tiny_text(data);
   t.device = "cuda";
