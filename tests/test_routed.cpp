@@ -49,6 +49,15 @@ void gradcheck_module(Module& m, const Tensor& x, const std::function<Tensor(con
   CHECK(r.ok);
 }
 
+// The small sizes most module tests use: 2 heads of width 4 in both branches, light window 4.
+void small_heads(auto& o) {
+  o.light_dim_head = 4;
+  o.light_heads = 2;
+  o.light_window_size = 4;
+  o.heavy_dim_head = 4;
+  o.heavy_heads = 2;
+}
+
 bool all_finite(const Tensor& t) {
   for (double v : t.detach().to(DType::Float64).contiguous().to_vector<double>())
     if (!std::isfinite(v)) return false;
@@ -289,11 +298,7 @@ TEST_CASE("routed modules: gradcheck in float64 with straight-through off") {
     o.num_heavy_tokens_q = 3;
     o.num_heavy_tokens_kv = 4;
     o.num_routed_kv = 2;
-    o.light_dim_head = 4;
-    o.light_heads = 2;
-    o.light_window_size = 4;
-    o.heavy_dim_head = 4;
-    o.heavy_heads = 2;
+    small_heads(o);
     o.router_straight_through = false;
     o.multiply_keys_by_score = true;
     o.multiply_queries_by_score = true;
@@ -306,11 +311,7 @@ TEST_CASE("routed modules: gradcheck in float64 with straight-through off") {
     ConditionalRoutedAutoregressiveAttentionOptions o;
     o.num_heavy_tokens_q = 2;
     o.num_heavy_tokens_kv = 3;
-    o.light_dim_head = 4;
-    o.light_heads = 2;
-    o.light_window_size = 4;
-    o.heavy_dim_head = 4;
-    o.heavy_heads = 2;
+    small_heads(o);
     o.router_straight_through = false;
     ConditionalRoutedAutoregressiveAttention m(dim, o, &g);
     m.to(DType::Float64);
@@ -344,11 +345,7 @@ TEST_CASE("routed modules: gradcheck in float64 with straight-through off") {
     o.num_heavy_attn_tokens_q = 3;
     o.num_heavy_attn_tokens_kv = 4;
     o.num_heavy_ff_tokens = 3;
-    o.light_dim_head = 4;
-    o.light_heads = 2;
-    o.light_window_size = 4;
-    o.heavy_dim_head = 4;
-    o.heavy_heads = 2;
+    small_heads(o);
     o.heavy_ff_mult = 2;
     o.router_straight_through = false;
     ConditionalRoutedTransformerBlock m(dim, o, &g);
@@ -431,12 +428,8 @@ TEST_CASE("ConditionalRoutedAutoregressiveAttention: window 0 and short sequence
   ConditionalRoutedAutoregressiveAttentionOptions o;
   o.num_heavy_tokens_q = 2;
   o.num_heavy_tokens_kv = 3;
-  o.light_dim_head = 4;
-  o.light_heads = 2;
-  o.light_window_size = 4;
+  small_heads(o);
   o.heavy_window_size = 3;
-  o.heavy_dim_head = 4;
-  o.heavy_heads = 2;
   ConditionalRoutedAutoregressiveAttention m(8, o, &g);
   m.to(DType::Float64);
   CHECK(m.heavy_window_size() == 3);
@@ -505,11 +498,7 @@ TEST_CASE("routed modules: a batch row whose mask is all False stays finite (val
       o.num_heavy_tokens_q = 3;
       o.num_heavy_tokens_kv = 4;
       o.num_routed_kv = 2;
-      o.light_dim_head = 4;
-      o.light_heads = 2;
-      o.light_window_size = 4;
-      o.heavy_dim_head = 4;
-      o.heavy_heads = 2;
+      small_heads(o);
       o.router_straight_through = st;
       ConditionalRoutedAttention m(dim, o, &g);
       m.to(DType::Float64);
@@ -521,11 +510,7 @@ TEST_CASE("routed modules: a batch row whose mask is all False stays finite (val
       o.num_heavy_attn_tokens_q = 3;
       o.num_heavy_attn_tokens_kv = 4;
       o.num_heavy_ff_tokens = 3;
-      o.light_dim_head = 4;
-      o.light_heads = 2;
-      o.light_window_size = 4;
-      o.heavy_dim_head = 4;
-      o.heavy_heads = 2;
+      small_heads(o);
       o.router_straight_through = st;
       ConditionalRoutedTransformerBlock m(dim, o, &g);
       m.to(DType::Float64);

@@ -362,11 +362,10 @@ Built build_routed_ff(Config& c) {
   return b;
 }
 
-Built build_routed_attention(Config& c) {
-  const int64_t dim = c.required<int64_t>("dim");
-  nn::ConditionalRoutedAttentionOptions o;
-  o.num_heavy_tokens_q = c.required<int64_t>("num_heavy_tokens_q");
-  o.num_heavy_tokens_kv = c.required<int64_t>("num_heavy_tokens_kv");
+// The options ConditionalRoutedAttention, ...AutoregressiveAttention and ...TransformerBlock share
+// (same names in the three option structs and in the reference's keyword arguments).
+template <class Options>
+void read_routed_attention_options(Config& c, Options& o) {
   c.read("num_routed_kv", o.num_routed_kv);
   c.read("light_dim_head", o.light_dim_head);
   c.read("light_heads", o.light_heads);
@@ -381,6 +380,14 @@ Built build_routed_attention(Config& c) {
   c.read("use_triton", o.use_triton);
   c.read("use_null_q_tokens", o.use_null_q_tokens);
   c.read("use_flash_attn", o.use_flash_attn);
+}
+
+Built build_routed_attention(Config& c) {
+  const int64_t dim = c.required<int64_t>("dim");
+  nn::ConditionalRoutedAttentionOptions o;
+  o.num_heavy_tokens_q = c.required<int64_t>("num_heavy_tokens_q");
+  o.num_heavy_tokens_kv = c.required<int64_t>("num_heavy_tokens_kv");
+  read_routed_attention_options(c, o);
   auto fw = read_forward(c, {"num_heavy_tokens_q", "num_heavy_tokens_kv"});
   auto m = std::make_shared<nn::ConditionalRoutedAttention>(dim, o);
   Built b;
@@ -399,21 +406,8 @@ Built build_routed_ar_attention(Config& c) {
   nn::ConditionalRoutedAutoregressiveAttentionOptions o;
   o.num_heavy_tokens_q = c.required<int64_t>("num_heavy_tokens_q");
   o.num_heavy_tokens_kv = c.required<int64_t>("num_heavy_tokens_kv");
-  c.read("num_routed_kv", o.num_routed_kv);
-  c.read("light_dim_head", o.light_dim_head);
-  c.read("light_heads", o.light_heads);
-  c.read("light_window_size", o.light_window_size);
+  read_routed_attention_options(c, o);
   c.read("heavy_window_size", o.heavy_window_size);
-  c.read("heavy_dim_head", o.heavy_dim_head);
-  c.read("heavy_heads", o.heavy_heads);
-  c.read("router_straight_through", o.router_straight_through);
-  c.read("router_type", o.router_type);
-  o.router_kwargs = read_router_kwargs(c);
-  c.read("multiply_keys_by_score", o.multiply_keys_by_score);
-  c.read("multiply_queries_by_score", o.multiply_queries_by_score);
-  c.read("use_triton", o.use_triton);
-  c.read("use_null_q_tokens", o.use_null_q_tokens);
-  c.read("use_flash_attn", o.use_flash_attn);
   auto fw = read_forward(c, {"num_heavy_tokens_q", "num_heavy_tokens_kv"});
   auto m = std::make_shared<nn::ConditionalRoutedAutoregressiveAttention>(dim, o);
   Built b;
@@ -461,22 +455,9 @@ Built build_routed_block(Config& c) {
   o.num_heavy_attn_tokens_q = c.required<int64_t>("num_heavy_attn_tokens_q");
   o.num_heavy_attn_tokens_kv = c.required<int64_t>("num_heavy_attn_tokens_kv");
   o.num_heavy_ff_tokens = c.required<int64_t>("num_heavy_ff_tokens");
-  c.read("num_routed_kv", o.num_routed_kv);
-  c.read("light_dim_head", o.light_dim_head);
-  c.read("light_heads", o.light_heads);
-  c.read("light_window_size", o.light_window_size);
-  c.read("heavy_dim_head", o.heavy_dim_head);
-  c.read("heavy_heads", o.heavy_heads);
+  read_routed_attention_options(c, o);
   c.read("light_ff_mult", o.light_ff_mult);
   c.read("heavy_ff_mult", o.heavy_ff_mult);
-  c.read("router_straight_through", o.router_straight_through);
-  c.read("router_type", o.router_type);
-  o.router_kwargs = read_router_kwargs(c);
-  c.read("multiply_keys_by_score", o.multiply_keys_by_score);
-  c.read("multiply_queries_by_score", o.multiply_queries_by_score);
-  c.read("use_triton", o.use_triton);
-  c.read("use_null_q_tokens", o.use_null_q_tokens);
-  c.read("use_flash_attn", o.use_flash_attn);
   auto fw = read_forward(c, {"num_heavy_attn_tokens_q", "num_heavy_attn_tokens_kv", "num_heavy_ff_tokens"});
   auto m = std::make_shared<nn::ConditionalRoutedTransformerBlock>(dim, o);
   Built b;
