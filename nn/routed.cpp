@@ -118,6 +118,20 @@ void RoutedHeavyBranch::build_heavy_branch(int64_t dim, const HeavyBranchOptions
   heavy_attn = register_module("heavy_attn", std::make_shared<Attention>(ao, gen));
 }
 
+template <class SelfAttentionOptions>
+RoutedHeavyBranch::HeavyBranchOptions RoutedHeavyBranch::self_attention_heavy_options(const SelfAttentionOptions& o) {
+  return {.router_type = o.router_type,
+          .router_kwargs = o.router_kwargs,
+          .use_triton = o.use_triton,
+          .router_straight_through = o.router_straight_through,
+          .use_null_q_tokens = o.use_null_q_tokens,
+          .kv_routes = o.num_routed_kv,
+          .dim_head = o.heavy_dim_head,
+          .heads = o.heavy_heads,
+          .multiply_keys_by_score = o.multiply_keys_by_score,
+          .use_flash_attn = o.use_flash_attn};
+}
+
 // ---------------------------------------------------------------------------------------------
 // ConditionalRoutedAttention
 
@@ -145,18 +159,7 @@ ConditionalRoutedAttention::ConditionalRoutedAttention(int64_t dim, const Condit
   lo.look_backward = 1;
   lo.look_forward = 1;
   light_attn = register_module("light_attn", std::make_shared<LocalMHA>(lo, gen));
-  build_heavy_branch(dim,
-                     {.router_type = o.router_type,
-                      .router_kwargs = o.router_kwargs,
-                      .use_triton = o.use_triton,
-                      .router_straight_through = o.router_straight_through,
-                      .use_null_q_tokens = o.use_null_q_tokens,
-                      .kv_routes = o.num_routed_kv,
-                      .dim_head = o.heavy_dim_head,
-                      .heads = o.heavy_heads,
-                      .multiply_keys_by_score = o.multiply_keys_by_score,
-                      .use_flash_attn = o.use_flash_attn},
-                     gen, op);
+  build_heavy_branch(dim, self_attention_heavy_options(o), gen, op);
 }
 
 Tensor ConditionalRoutedAttention::forward(const Tensor& x, const Tensor& mask,
@@ -211,18 +214,7 @@ ConditionalRoutedAutoregressiveAttention::ConditionalRoutedAutoregressiveAttenti
   // False), and the golden fixture agrees.
   lo.use_rotary_pos_emb = false;
   light_attn = register_module("light_attn", std::make_shared<LocalMHA>(lo, gen));
-  build_heavy_branch(dim,
-                     {.router_type = o.router_type,
-                      .router_kwargs = o.router_kwargs,
-                      .use_triton = o.use_triton,
-                      .router_straight_through = o.router_straight_through,
-                      .use_null_q_tokens = o.use_null_q_tokens,
-                      .kv_routes = o.num_routed_kv,
-                      .dim_head = o.heavy_dim_head,
-                      .heads = o.heavy_heads,
-                      .multiply_keys_by_score = o.multiply_keys_by_score,
-                      .use_flash_attn = o.use_flash_attn},
-                     gen, op);
+  build_heavy_branch(dim, self_attention_heavy_options(o), gen, op);
 }
 
 Tensor ConditionalRoutedAutoregressiveAttention::forward(const Tensor& x, std::optional<int64_t> num_heavy_tokens_q,

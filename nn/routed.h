@@ -148,6 +148,10 @@ protected:
     bool use_flash_attn = false;
   };
   void build_heavy_branch(int64_t dim, const HeavyBranchOptions& h, Generator* gen, const char* op);
+  // The heavy-branch part of ConditionalRoutedAttentionOptions or
+  // ConditionalRoutedAutoregressiveAttentionOptions (the two name these fields alike).
+  template <class SelfAttentionOptions>
+  static HeavyBranchOptions self_attention_heavy_options(const SelfAttentionOptions& o);
 };
 
 class ConditionalRoutedAttention : public RoutedHeavyBranch {
