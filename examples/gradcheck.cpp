@@ -316,11 +316,11 @@ const std::vector<OpInfo>& shaped_ops() {
   return ops;
 }
 
-bool is_shaped_op(const std::string& name) {
-  for (const auto& o : shaped_ops())
-    if (o.name == name) return true;
-  return false;
+bool listed(const std::vector<OpInfo>& list, const std::string& name) {
+  return std::any_of(list.begin(), list.end(), [&](const OpInfo& o) { return o.name == name; });
 }
+
+bool is_shaped_op(const std::string& name) { return listed(shaped_ops(), name); }
 
 Shape default_shape(const std::string& op) {
   if (op == "coor_descent") return {2, 16};
@@ -564,11 +564,7 @@ const std::vector<OpInfo>& modules() {
   return mods;
 }
 
-bool is_module(const std::string& name) {
-  for (const auto& m : modules())
-    if (m.name == name) return true;
-  return false;
-}
+bool is_module(const std::string& name) { return listed(modules(), name); }
 
 nn::RouterKwargs router_kwargs(const Args& a) {
   nn::RouterKwargs kw;
