@@ -161,7 +161,7 @@ RouterOutput Router::finish(Tensor selected, Tensor indices, const Prepared& p) 
   return {selected, indices};
 }
 
-Tensor Router::route_back(const Tensor& src, const Tensor& routed, const Tensor& indices) const {
+Shape Router::check_route_back(const Tensor& src, const Tensor& routed, const Tensor& indices) const {
   std::string opname = name_ + ".route_back";
   const char* op = opname.c_str();
   COLT5_CHECK(src.defined() && routed.defined() && indices.defined(), op,
@@ -172,6 +172,11 @@ Tensor Router::route_back(const Tensor& src, const Tensor& routed, const Tensor&
               src.size(0), ", k], got ", indices.shape());
   const Shape want = {src.size(0), indices.size(1), src.size(2)};
   COLT5_CHECK(routed.shape() == want, op, ": argument 'routed' expected shape ", want, ", got ", routed.shape());
+  return want;
+}
+
+Tensor Router::route_back(const Tensor& src, const Tensor& routed, const Tensor& indices) const {
+  const Shape want = check_route_back(src, routed, indices);
   return scatter(src, 1, indices.unsqueeze(-1).expand(want), routed);
 }
 
@@ -259,15 +264,7 @@ RouterOutput SinkhornRouter::forward(const Tensor& x, int64_t num_tokens, const 
 }
 
 Tensor SinkhornRouter::route_back(const Tensor& src, const Tensor& routed, const Tensor& indices) const {
-  const char* op = "SinkhornRouter.route_back";
-  COLT5_CHECK(src.defined() && routed.defined() && indices.defined(), op,
-              ": arguments 'src', 'routed' and 'indices' must be defined");
-  COLT5_CHECK(src.dim() == 3, op, ": argument 'src' expected rank 3 [batch, n, dim], got shape ", src.shape());
-  check_dtype(indices, DType::Int64, op, "indices");
-  COLT5_CHECK(indices.dim() == 2 && indices.size(0) == src.size(0), op, ": argument 'indices' expected shape [",
-              src.size(0), ", k], got ", indices.shape());
-  const Shape want = {src.size(0), indices.size(1), src.size(2)};
-  COLT5_CHECK(routed.shape() == want, op, ": argument 'routed' expected shape ", want, ", got ", routed.shape());
+  const Shape want = check_route_back(src, routed, indices);
   // scatter_mean as the reference: (src + sum routed) / max(src + count, 1e-5).
   Tensor idx = indices.unsqueeze(-1).expand(want);
   Tensor numer = scatter_add(src, 1, idx, routed);

@@ -97,6 +97,9 @@ protected:
   // Straight-through and masking of the picked scores [b*r, k] / indices [b*r, k], then the
   // routes split out again: [b, k] or [b, r, k].
   RouterOutput finish(Tensor selected, Tensor indices, const Prepared& p) const;
+  // route_back's argument checks (messages name "<router>.route_back"); returns the shape
+  // [b, k, d] that routed has and that indices are expanded to.
+  Shape check_route_back(const Tensor& src, const Tensor& routed, const Tensor& indices) const;
 
   std::string name_;
   int64_t dim_, num_routing_tokens_;
