@@ -32,13 +32,6 @@ Tensor fit(const Tensor& t, const Shape& shape) {
   return pad(t, pads, 0.0);
 }
 
-// index [K] seen as `shape` (K at dim, stride 0 elsewhere).
-Tensor expand_index(const Tensor& index, const Shape& shape, int64_t dim) {
-  Shape strides(shape.size(), 0);
-  strides[dim] = index.strides()[0];
-  return Tensor::make_view(index, shape, strides, index.offset());
-}
-
 }  // namespace
 
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
@@ -81,7 +74,7 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   Tensor idx = index.detach();
   Shape in = x.shape();
   return record("index_select", out, {x}, [d, idx, in](const Tensor& g) -> TensorList {
-    return {scatter_add(zeros(in, g.dtype(), g.device()), d, expand_index(idx, g.shape(), d), g)};
+    return {scatter_add(zeros(in, g.dtype(), g.device()), d, ops::expand_index(idx, g.shape(), d), g)};
   });
 }
 
@@ -91,7 +84,7 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
   Shape w = weight.shape();  // [V, D]
   return record("embedding", out, {weight}, [flat, w](const Tensor& g) -> TensorList {
     const int64_t n = flat.shape()[0];
-    return {scatter_add(zeros(w, g.dtype(), g.device()), 0, expand_index(flat, {n, w[1]}, 0), g.reshape({n, w[1]}))};
+    return {scatter_add(zeros(w, g.dtype(), g.device()), 0, ops::expand_index(flat, {n, w[1]}, 0), g.reshape({n, w[1]}))};
   });
 }
 

@@ -59,14 +59,13 @@ Tensor scatter_op(const Tensor& x, int64_t dim, const Tensor& index, const Tenso
   return out;
 }
 
-// index [K] seen as `shape` (K at dim): stride 0 in every other dim.
+}  // namespace
+
 Tensor expand_index(const Tensor& index, const Shape& shape, int64_t dim) {
   Shape strides(shape.size(), 0);
   strides[dim] = index.strides()[0];
   return Tensor::make_view(index, shape, strides, index.offset());
 }
-
-}  // namespace
 
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
   dim = check_x(x, dim, "gather", "x");

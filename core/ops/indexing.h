@@ -60,6 +60,9 @@ Tensor scatter(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& 
 Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src);
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);  // index: 1-D int64 [K]
 Tensor embedding(const Tensor& weight, const Tensor& ids);               // weight [V, D] -> [..., D]
+// A 1-D index [K] viewed as `shape` (K at `dim`, stride 0 in every other dim): how index_select
+// becomes a gather, and its backward a scatter_add.
+Tensor expand_index(const Tensor& index, const Shape& shape, int64_t dim);
 }  // namespace ops
 
 }  // namespace colt5
