@@ -318,6 +318,13 @@ SafetensorsFile parse_impl(std::string_view header, uint64_t data_size, const st
       std::memcpy(&s, buf.data() + i * sizeof(S), sizeof(S));
       return s;
     };
+    // Integer types without a colt5 dtype of their size: exact widening, element by element.
+    auto widen = [&](auto src_tag, auto dst_tag) {
+      using S = decltype(src_tag);
+      using D = decltype(dst_tag);
+      D* d = t.data_ptr<D>();
+      for (uint64_t i = 0; i < n; ++i) d[i] = static_cast<D>(load(static_cast<S*>(nullptr), i));
+    };
     switch (e.dtype->file) {
       case FileDType::F16: {
         float* d = t.data_ptr<float>();
@@ -329,31 +336,21 @@ SafetensorsFile parse_impl(std::string_view header, uint64_t data_size, const st
         for (uint64_t i = 0; i < n; ++i) d[i] = bf16_to_float(load((uint16_t*)nullptr, i));
         break;
       }
-      case FileDType::I16: {
-        int32_t* d = t.data_ptr<int32_t>();
-        for (uint64_t i = 0; i < n; ++i) d[i] = load((int16_t*)nullptr, i);
+      case FileDType::I16:
+        widen(int16_t{}, int32_t{});
         break;
-      }
-      case FileDType::I8: {
-        int32_t* d = t.data_ptr<int32_t>();
-        for (uint64_t i = 0; i < n; ++i) d[i] = load((int8_t*)nullptr, i);
+      case FileDType::I8:
+        widen(int8_t{}, int32_t{});
         break;
-      }
-      case FileDType::U16: {
-        int32_t* d = t.data_ptr<int32_t>();
-        for (uint64_t i = 0; i < n; ++i) d[i] = load((uint16_t*)nullptr, i);
+      case FileDType::U16:
+        widen(uint16_t{}, int32_t{});
         break;
-      }
-      case FileDType::U8: {
-        int32_t* d = t.data_ptr<int32_t>();
-        for (uint64_t i = 0; i < n; ++i) d[i] = load((uint8_t*)nullptr, i);
+      case FileDType::U8:
+        widen(uint8_t{}, int32_t{});
         break;
-      }
-      case FileDType::U32: {
-        int64_t* d = t.data_ptr<int64_t>();
-        for (uint64_t i = 0; i < n; ++i) d[i] = load((uint32_t*)nullptr, i);
+      case FileDType::U32:
+        widen(uint32_t{}, int64_t{});
         break;
-      }
       case FileDType::BOOL: {
         // A bool object holding anything but 0 or 1 is undefined behaviour: check every byte.
         bool* d = t.data_ptr<bool>();
