@@ -464,26 +464,29 @@ std::string serialize_safetensors(const StateDict& tensors, const Metadata& meta
   return out;
 }
 
-void write_safetensors(const std::string& path, const StateDict& tensors, const Metadata& metadata) {
-  const std::string bytes = serialize_safetensors(tensors, metadata);
+void write_file_atomically(const std::string& path, std::string_view bytes, const char* op) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    COLT5_CHECK(bool(f), "write_safetensors: cannot open '", tmp, "' for writing");
+    COLT5_CHECK(bool(f), op, ": cannot open '", tmp, "' for writing");
     f.write(bytes.data(), std::streamsize(bytes.size()));
     f.close();
     if (!f) {
       std::error_code ec;
       std::filesystem::remove(tmp, ec);
-      fail(str("write_safetensors: write error on '", tmp, "'"));
+      fail(str(op, ": write error on '", tmp, "'"));
     }
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   if (ec) {
     std::filesystem::remove(tmp, ec);
-    fail(str("write_safetensors: cannot rename '", tmp, "' to '", path, "'"));
+    fail(str(op, ": cannot rename '", tmp, "' to '", path, "'"));
   }
+}
+
+void write_safetensors(const std::string& path, const StateDict& tensors, const Metadata& metadata) {
+  write_file_atomically(path, serialize_safetensors(tensors, metadata), "write_safetensors");
 }
 
 // ---- modules ---------------------------------------------------------------------------------

@@ -59,6 +59,9 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& sou
 void write_safetensors(const std::string& path, const StateDict& tensors, const Metadata& metadata = {});
 // The bytes write_safetensors would write.
 std::string serialize_safetensors(const StateDict& tensors, const Metadata& metadata = {});
+// Write `bytes` to "<path>.tmp" and rename it to `path`, so a reader never sees half a file (the
+// temporary is removed on failure). Errors are colt5::Error messages starting with `op`.
+void write_file_atomically(const std::string& path, std::string_view bytes, const char* op);
 
 // The entries of `sd` whose names start with `prefix`, with the prefix removed
 // (e.g. prefix "param." turns a golden fixture's "param.1.weight" into "1.weight").

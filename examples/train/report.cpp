@@ -3,10 +3,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 
 #include "core/error.h"
 #include "core/format.h"
+#include "nn/safetensors.h"
 
 namespace colt5::train {
 
@@ -100,17 +100,12 @@ void Progress::finish() {
 // CSV
 
 void write_history_csv(const std::string& path, const std::vector<HistoryRow>& rows) {
-  std::ofstream f(path + ".tmp");
-  COLT5_CHECK(f.good(), "cannot write '", path, ".tmp'");
-  f << "step,train_loss,grad_norm,lr,val_loss,val_accuracy\n";
+  std::string csv = "step,train_loss,grad_norm,lr,val_loss,val_accuracy\n";
   for (const auto& r : rows)
-    f << fmt::format("{},{:.6g},{:.6g},{:.6g},{},{}\n", r.step, r.train_loss, r.grad_norm, r.lr,
-                     r.val_loss ? fmt::format("{:.6g}", *r.val_loss) : "",
-                     r.val_accuracy ? fmt::format("{:.6g}", *r.val_accuracy) : "");
-  f.close();
-  COLT5_CHECK(f.good(), "error writing '", path, ".tmp'");
-  COLT5_CHECK(std::rename((path + ".tmp").c_str(), path.c_str()) == 0, "cannot rename '", path, ".tmp' to '", path,
-              "'");
+    csv += fmt::format("{},{:.6g},{:.6g},{:.6g},{},{}\n", r.step, r.train_loss, r.grad_norm, r.lr,
+                       r.val_loss ? fmt::format("{:.6g}", *r.val_loss) : "",
+                       r.val_accuracy ? fmt::format("{:.6g}", *r.val_accuracy) : "");
+  nn::write_file_atomically(path, csv, "write_history_csv");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -234,13 +229,7 @@ void write_history_svg(const std::string& path, const std::vector<HistoryRow>& r
     panels.push_back({"validation accuracy", "accuracy", {acc}, {}});
     if (chance > 0) panels.back().hlines.push_back({"chance", chance});
   }
-  std::ofstream f(path + ".tmp");
-  COLT5_CHECK(f.good(), "cannot write '", path, ".tmp'");
-  f << render_svg(panels, "step");
-  f.close();
-  COLT5_CHECK(f.good(), "error writing '", path, ".tmp'");
-  COLT5_CHECK(std::rename((path + ".tmp").c_str(), path.c_str()) == 0, "cannot rename '", path, ".tmp' to '", path,
-              "'");
+  nn::write_file_atomically(path, render_svg(panels, "step"), "write_history_svg");
 }
 
 }  // namespace colt5::train
