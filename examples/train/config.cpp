@@ -8,26 +8,6 @@ namespace colt5::train {
 
 namespace {
 
-// Every field of TrainConfig except the nested model config, which has its own list.
-template <class Self, class F>
-void for_each_train_field(Self& c, F&& f) {
-  f("task", c.task), f("data_path", c.data_path), f("seq_len", c.seq_len), f("val_fraction", c.val_fraction);
-  f("num_pairs", c.recall.num_pairs), f("num_keys", c.recall.num_keys), f("num_values", c.recall.num_values);
-  f("num_noise", c.recall.num_noise);
-  f("steps", c.steps), f("batch_size", c.batch_size), f("grad_accum", c.grad_accum), f("lr", c.lr);
-  f("min_lr", c.min_lr), f("warmup", c.warmup), f("weight_decay", c.weight_decay), f("beta1", c.beta1);
-  f("beta2", c.beta2), f("clip", c.clip), f("seed", c.seed), f("device", c.device), f("out_dir", c.out_dir);
-  f("eval_every", c.eval_every), f("eval_batches", c.eval_batches), f("checkpoint_every", c.checkpoint_every);
-  f("log_every", c.log_every);
-}
-
-// The JSON reader wants a struct with a static for_each_field.
-struct TrainFields {
-  TrainConfig* c;
-  template <class Self, class F>
-  static void for_each_field(Self& self, F&& f) { for_each_train_field(*self.c, f); }
-};
-
 // A command-line flag's spelling for a field name: "batch_size" -> "--batch-size".
 std::string flag(const std::string& name) {
   std::string s = "--" + name;
@@ -87,7 +67,7 @@ void TrainConfig::validate() const {
 
 nlohmann::json TrainConfig::to_json() const {
   nlohmann::json j = nlohmann::json::object();
-  for_each_train_field(*this, [&](const char* name, const auto& field) { j[name] = field; });
+  for_each_field(*this, [&](const char* name, const auto& field) { j[name] = field; });
   j["model"] = model.to_json();
   return j;
 }
@@ -97,8 +77,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   TrainConfig c;
   nlohmann::json rest = j;
   rest.erase("model");
-  TrainFields fields{&c};
-  nn::read_json_fields(rest, "TrainConfig", fields);
+  nn::read_json_fields(rest, "TrainConfig", c);
   c.model = nn::ModelConfig::from_json(j.at("model"));
   c.recall.seq_len = c.seq_len;
   c.validate();

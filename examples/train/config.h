@@ -50,6 +50,19 @@ struct TrainConfig {
 
   nlohmann::json to_json() const;
   static TrainConfig from_json(const nlohmann::json& j);
+  // Calls f(name, field) for every field except `model` (which has its own list): one list for
+  // to_json and from_json (nn/json_fields.h).
+  template <class Self, class F>
+  static void for_each_field(Self& c, F&& f) {
+    f("task", c.task), f("data_path", c.data_path), f("seq_len", c.seq_len), f("val_fraction", c.val_fraction);
+    f("num_pairs", c.recall.num_pairs), f("num_keys", c.recall.num_keys), f("num_values", c.recall.num_values);
+    f("num_noise", c.recall.num_noise);
+    f("steps", c.steps), f("batch_size", c.batch_size), f("grad_accum", c.grad_accum), f("lr", c.lr);
+    f("min_lr", c.min_lr), f("warmup", c.warmup), f("weight_decay", c.weight_decay), f("beta1", c.beta1);
+    f("beta2", c.beta2), f("clip", c.clip), f("seed", c.seed), f("device", c.device), f("out_dir", c.out_dir);
+    f("eval_every", c.eval_every), f("eval_batches", c.eval_batches), f("checkpoint_every", c.checkpoint_every);
+    f("log_every", c.log_every);
+  }
 
   // The settings a resumed run must share with its checkpoint (everything that changes the
   // trajectory: task, data, model, optimiser, seed). Returns "" when they agree, else a message
