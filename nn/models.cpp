@@ -165,7 +165,7 @@ void CoLT5Encoder::set_heavy_enabled(bool on) {
 }
 
 std::unique_ptr<Model> make_model(const ModelConfig& cfg, Generator* gen) {
-  cfg.validate();
+  // Model's constructor validates cfg (kind included) before anything else is built.
   if (cfg.kind == "lm") return std::make_unique<CoLT5LM>(cfg, gen);
   return std::make_unique<CoLT5Encoder>(cfg, gen);
 }

@@ -69,7 +69,8 @@ std::string Progress::format_line(const StepStats& s, size_t gpu_bytes) const {
 }
 
 void Progress::update(const StepStats& s, size_t gpu_bytes) {
-  // The first step pays for warm-up (allocator, cuBLAS handles): start the average after it.
+  // Exponential moving average over about ten steps: the first step, which pays for warm-up
+  // (allocator, cuBLAS handles), fades out of ms/step and the ETA within a few tens of steps.
   const double a = 0.1;
   ema_seconds_ = ema_seconds_ == 0 ? s.seconds : (1 - a) * ema_seconds_ + a * s.seconds;
   ema_tokens_ = ema_tokens_ == 0 ? static_cast<double>(s.tokens) : (1 - a) * ema_tokens_ + a * static_cast<double>(s.tokens);
