@@ -12,22 +12,38 @@ namespace colt5 {
 
 namespace {
 
-// Host memory, 64-byte aligned so that vectorised loops and OpenBLAS are happy.
+// Host memory, 64-byte aligned so that vectorised loops and OpenBLAS are happy. It counts the
+// bytes held by live tensors (rounded to 64) and their peak, as the CUDA allocator does, so that
+// benchmarks can report the same statistic on both devices; there is no cache to empty.
 class CpuBackend final : public Backend {
 public:
   void* allocate(size_t nbytes, int) override {
     if (nbytes == 0) return nullptr;
-    const size_t rounded = (nbytes + 63) / 64 * 64;
+    const size_t rounded = round(nbytes);
     void* p = std::aligned_alloc(64, rounded);
     COLT5_CHECK(p != nullptr, "cpu allocator: out of memory allocating ", nbytes, " bytes");
+    const size_t now = in_use_.fetch_add(rounded) + rounded;
+    size_t peak = peak_.load();
+    while (now > peak && !peak_.compare_exchange_weak(peak, now)) {}
     return p;
   }
-  void deallocate(void* ptr, size_t, int) override { std::free(ptr); }
+  void deallocate(void* ptr, size_t nbytes, int) override {
+    if (!ptr) return;
+    std::free(ptr);
+    in_use_.fetch_sub(round(nbytes));
+  }
   void copy(void* dst, Device, const void* src, Device, size_t nbytes) override {
     if (nbytes) std::memcpy(dst, src, nbytes);
   }
   int device_count() override { return 1; }
   void synchronize(int) override {}
+  size_t memory_allocated(int) override { return in_use_.load(); }
+  size_t max_memory_allocated(int) override { return peak_.load(); }
+  void reset_peak_memory(int) override { peak_.store(in_use_.load()); }
+
+private:
+  static size_t round(size_t nbytes) { return (nbytes + 63) / 64 * 64; }
+  std::atomic<size_t> in_use_{0}, peak_{0};
 };
 
 Backend*& slot(DeviceType t) {

@@ -20,7 +20,7 @@ public:
   virtual int device_count() = 0;
   virtual void synchronize(int index) = 0;
   // Allocator statistics (bytes held by live tensors, and the peak since the last reset) and
-  // cache control; the CPU backend has no cache and reports 0.
+  // cache control; the CPU backend counts its allocations too but has no cache.
   virtual size_t memory_allocated(int /*index*/) { return 0; }
   virtual size_t max_memory_allocated(int /*index*/) { return 0; }
   virtual void reset_peak_memory(int /*index*/) {}
