@@ -45,11 +45,15 @@ Fixtures (0.4.8 only): bench_coor_descent, bench_heavy_attention, bench_local_mh
 bench_routed_attention, bench_routed_ff, bench_block, bench_routed_ar_attention; the modules of
 the GPU workloads at their shapes, or with --device cpu the CPU shapes (the CPU block's
 sub-modules at [1, 2048, 256], Attention(256, heads 4) on 256 tokens, the CPU LM layer).
+--fixture-shapes cuda with --device cpu writes the GPU shapes on the CPU, as bench/run.sh does
+for the GPU check: coordinate descent scores many tokens exactly 1.0, and only the CPU's topk
+breaks those ties in the order colt5 reproduces.
 
 Developer check (not a benchmark): --smoke runs the GPU workload list at tiny sizes on any
 device, so that its code paths run on a CPU-only machine.
 """
 import argparse
+import copy
 import datetime
 import gc
 import importlib
@@ -519,9 +523,10 @@ def child_row(args):
 # ---------------------------------------------------------------------------------------------
 # Fixtures
 
-def fixture_cases(device):
-    """[(name, config, make_module or None, forward(module, **inputs), {input name: shape})]."""
-    cpu = device == "cpu"
+def fixture_cases(device, shapes):
+    """[(name, config, make_module or None, forward(module, **inputs), {input name: shape})] at the
+    benchmark shapes of `shapes` ("cpu" or "cuda"), built on `device`."""
+    cpu = shapes == "cpu"
     d, heavy, heads, dh, win, x = (256, 256, 4, 64, 128, [1, 2048, 256]) if cpu else (512, 1024, 8, 64, 128, [2, 8192, 512])
     attn, ff, block = routed_kwargs(d, heavy, heads, dh, win)
     mha = local_mha_kwargs(d, heads, dh, 64)
@@ -552,6 +557,29 @@ def fixture_cases(device):
     ]
 
 
+def compare_on_device(other, name, module, forward, inputs, g, tensors):
+    """Diagnostic: the same case (same parameters, same inputs) through the reference on another
+    device; prints max|a - b| / max|a| of the output and of each input gradient. It tells apart
+    "colt5 differs from the reference" from "the reference differs from itself across devices"."""
+    m = copy.deepcopy(module).to(other) if module is not None else None
+    if m is not None:
+        m.zero_grad(set_to_none=True)
+    moved = {k: t.detach().to(other).requires_grad_() for k, t in inputs.items()}
+    out = forward(m, **moved)
+    (out * g.to(other)).sum().backward()
+
+    def rel(a, b):
+        a, b = a.detach().cpu(), b.detach().cpu()
+        return ((a - b).abs().max() / a.abs().max().clamp_min(1e-300)).item()
+    errs = [f"output {rel(tensors['output'], out):.2e}"]
+    errs += [f"grad.input.{k} {rel(tensors['grad.input.' + k], t.grad):.2e}" for k, t in moved.items() if t.grad is not None]
+    print(f"  {name}: the reference on {other} vs {args_device(inputs)}: " + "  ".join(errs), flush=True)
+
+
+def args_device(inputs):
+    return next(iter(inputs.values())).device.type
+
+
 def write_fixtures(args):
     if REF.version != "0.4.8":
         sys.exit(f"--fixtures: the fixtures come from CoLT5-attention 0.4.8 (the version colt5 implements); "
@@ -562,8 +590,9 @@ def write_fixtures(args):
     torch.set_default_dtype(torch.float64)
     device, f64 = args.device, torch.float64
     reference = (f"CoLT5-attention {REF.version}, local-attention {REF.versions()['local_attention']} "
-                 f"(reference_bench.py --fixtures, {device}, no mask; 0.4.8's Attention drops its key mask, unpatched)")
-    for name, config, make, forward, shapes in fixture_cases(device):
+                 f"(reference_bench.py --fixtures, {device}, {args.fixture_shapes or device} shapes, no mask; "
+                 f"0.4.8's Attention drops its key mask, unpatched)")
+    for name, config, make, forward, shapes in fixture_cases(device, args.fixture_shapes or device):
         if args.only and not any(s in name for s in args.only):
             continue
         t0 = time.perf_counter()
@@ -582,6 +611,8 @@ def write_fixtures(args):
                 tensors["param." + k] = t
             for k, p in module.named_parameters():  # an unused parameter's gradient is zero
                 tensors["grad.param." + k] = p.grad if p.grad is not None else torch.zeros_like(p)
+        if args.compare_on:
+            compare_on_device(args.compare_on, name, module, forward, inputs, g, tensors)
         path = os.path.join(args.fixtures, name + ".safetensors")
         write_safetensors(path, tensors, {"config": json.dumps(config), "reference": reference})
         print(f"{name}.safetensors  {os.path.getsize(path) / 2**20:.1f} MiB  {time.perf_counter() - t0:.1f} s",
@@ -622,6 +653,14 @@ def parse_args(argv):
     p.add_argument("--json", help="output file of the timings")
     p.add_argument("--fixtures", metavar="DIR", help="write float64 fixtures to DIR instead of timing")
     p.add_argument("--check", action="store_true", help="with --fixtures: read the files back and list them")
+    p.add_argument("--compare-on", choices=["cpu", "cuda"],
+                   help="with --fixtures: also run every case through the reference on this device and print how far "
+                        "it lands from the fixture (a diagnostic)")
+    p.add_argument("--fixture-shapes", choices=["cpu", "cuda"],
+                   help="with --fixtures: the shapes of this device's benchmark (default: --device). The GPU "
+                        "benchmark's fixtures are made on the CPU (--device cpu --fixture-shapes cuda): the routers' "
+                        "coordinate descent gives many tokens the score 1.0 exactly, and colt5 breaks such ties in "
+                        "torch's CPU topk order, which CUDA's topk does not follow")
     p.add_argument("--smoke", action="store_true", help="developer check: the GPU workloads at tiny sizes")
     p.add_argument("--child-row", help=argparse.SUPPRESS)
     args = p.parse_args(argv)

@@ -116,6 +116,28 @@ def fraction(floor, row):
     return f"{100 * floor / row['ms']:.1f}%" if floor / row["ms"] >= 0.001 else "<0.1%"
 
 
+PLAIN = ("0.4.8", "torch-0.4.8", "attend-0.4.8")  # the reference colt5 implements, as its users get it
+
+
+def summary(groups):
+    """One line per workload: colt5, plain 0.4.8, and the fastest float32 reference variant."""
+    lines = ["| workload | colt5 ms | 0.4.8 ms | speed | fastest float32 reference | ms | speed | colt5 MiB | 0.4.8 MiB |",
+             "|---|---:|---:|---:|---|---:|---:|---:|---:|"]
+    for name, g in groups.items():
+        c = g["colt5"]
+        if c is None or c.get("status") != "ok":
+            continue
+        ok = [r for r in g["refs"] if r.get("status") == "ok"]
+        plain = next((r for r in ok if r["impl"] in PLAIN), None)
+        f32 = [r for r in ok if "bf16" not in r["impl"]]
+        best = min(f32, key=lambda r: r["ms"]) if f32 else None
+        lines.append("| " + " | ".join([
+            name, fmt_ms(c["ms"]), fmt_ms(plain["ms"]) if plain else "", fmt_ratio(plain["ms"], c["ms"]) if plain else "",
+            best["impl"] if best else "", fmt_ms(best["ms"]) if best else "", fmt_ratio(best["ms"], c["ms"]) if best else "",
+            fmt_mib(c), fmt_mib(plain) if plain else ""]) + " |")
+    return lines
+
+
 def markdown(m, groups, check, ceilings=None):
     v = m["versions"]
     lines = [f"# colt5 vs the PyTorch reference: {m['device_name']} ({m['device']})", ""]
@@ -127,12 +149,17 @@ def markdown(m, groups, check, ceilings=None):
                  + ("the caching allocator's peak (torch.cuda.max_memory_allocated and colt5's)"
                     if m["device"] == "cuda" else "peak resident set size above the row's start, each row in a fresh process"))
     lines.append("- speed = reference ms / colt5 ms, memory = reference peak / colt5 peak: above 1 colt5 is faster / leaner")
+    lines += ["", "## Summary", ""] + summary(groups) + ["", "## Every variant", ""]
     if ceilings:
         lines.append(f"- floor = max(FLOPs / {ceilings['tflops']:.1f} TFLOP/s, bytes / {ceilings['tbps']:.2f} TB/s), "
                      "the card's float32 GEMM and copy rates measured by bench_ops in the same run (bench/floors.py); "
                      "'of floor' = floor / time")
-    lines += ["", "| workload | colt5 ms | colt5 MiB | reference | ref ms | ref MiB | speed | memory | floor ms | colt5 of floor | ref of floor | notes |",
-              "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    head = ["workload", "colt5 ms", "colt5 MiB", "reference", "ref ms", "ref MiB", "speed", "memory"]
+    align = ["---", "---:", "---:", "---", "---:", "---:", "---:", "---:"]
+    if ceilings:
+        head += ["floor ms", "colt5 of floor", "ref of floor"]
+        align += ["---:", "---:", "---:"]
+    lines += ["", "| " + " | ".join(head + ["notes"]) + " |", "|" + "|".join(align + ["---"]) + "|"]
     for name, g in groups.items():
         c = g["colt5"]
         c_ok = c is not None and c.get("status") == "ok"
@@ -151,9 +178,10 @@ def markdown(m, groups, check, ceilings=None):
                 cols += [r["impl"], fmt_ms(r["ms"]) if r_ok else cell_status(r), fmt_mib(r) if r_ok else "",
                          fmt_ratio(r["ms"], c["ms"]) if r_ok and c_ok else "",
                          fmt_ratio(r.get("peak_bytes"), c.get("peak_bytes")) if r_ok and c_ok else ""]
-            cols += ["" if fl is None or not first else f"{fl:.3f}", fraction(fl, c) if first else "",
-                     fraction(fl, r)]
-            notes = [x for x in ((c_note if first else ""), (extra(r) if r_ok else "")) if x]
+            if ceilings:
+                cols += ["" if fl is None or not first else f"{fl:.3f}", fraction(fl, c) if first else "",
+                         fraction(fl, r)]
+            notes = [p + x for p, x in (("colt5: ", c_note if first else ""), ("ref: ", extra(r) if r_ok else "")) if x]
             cols.append("; ".join(notes))
             lines.append("| " + " | ".join(cols) + " |")
     if check:
