@@ -12,12 +12,12 @@
 // written once). Timing: CUDA events around each call, 5 warm-ups, median of 30.
 #include <cuda_runtime.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <functional>
 #include <vector>
 
 #include "autograd/ops.h"
+#include "bench/timing.h"
 #include "core/backend.h"
 #include "cuda/check.h"
 #include "cuda/context.h"
@@ -26,25 +26,9 @@ using namespace colt5;
 
 namespace {
 
-double median_ms(const std::function<void()>& f, cudaStream_t s, int warmup = 5, int reps = 30) {
-  for (int i = 0; i < warmup; ++i) f();
-  cudaEvent_t a, b;
-  CUDA_CHECK(cudaEventCreate(&a));
-  CUDA_CHECK(cudaEventCreate(&b));
-  std::vector<double> ms;
-  for (int i = 0; i < reps; ++i) {
-    CUDA_CHECK(cudaEventRecord(a, s));
-    f();
-    CUDA_CHECK(cudaEventRecord(b, s));
-    CUDA_CHECK(cudaEventSynchronize(b));
-    float t = 0;
-    CUDA_CHECK(cudaEventElapsedTime(&t, a, b));
-    ms.push_back(t);
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
+// Median of `reps` CUDA-event timings after `warmup` calls (bench/timing.h).
+double median_ms(const std::function<void()>& f, Device dev, int warmup = 5, int reps = 30) {
+  return bench::time_calls(dev, f, warmup, reps).median_ms;
 }
 
 }  // namespace
@@ -71,7 +55,7 @@ int main() {
 
   const double t_copy = median_ms([&] {
     CUDA_CHECK(cudaMemcpyAsync(copy_dst.raw_data(), a.raw_data(), size_t(mib), cudaMemcpyDeviceToDevice, s));
-  }, s);
+  }, dev);
   const double bw_copy = 2 * mib / (t_copy * 1e-3) / 1e9;
 
   struct Row {
@@ -89,7 +73,7 @@ int main() {
   std::printf("\n| op | shape | median ms | GB/s | vs copy |\n|---|---|---:|---:|---:|\n");
   std::printf("| copy (cudaMemcpy D2D) | [64M] f32 | %.3f | %.0f | 100%% |\n", t_copy, bw_copy);
   for (const Row& r : rows_) {
-    const double t = median_ms(r.f, s);
+    const double t = median_ms(r.f, dev);
     const double bw = r.bytes / (t * 1e-3) / 1e9;
     std::printf("| %s | %s f32 | %.3f | %.0f | %.0f%% |\n", r.name, r.shape, t, bw, 100 * bw / bw_copy);
   }
@@ -97,7 +81,7 @@ int main() {
   Tensor ga = randn({M, M}, DType::Float32, dev, &g), gb = randn({M, M}, DType::Float32, dev, &g);
   for (bool tf32 : {false, true}) {
     set_allow_tf32(tf32);
-    const double t = median_ms([&] { Tensor c = matmul(ga, gb); }, s, 3, 20);
+    const double t = median_ms([&] { Tensor c = matmul(ga, gb); }, dev, 3, 20);
     std::printf("| gemm%s | 4096^3 f32 | %.3f | %.1f TFLOP/s | |\n", tf32 ? " (TF32 on)" : "", t,
                 2.0 * M * M * M / (t * 1e-3) / 1e12);
   }

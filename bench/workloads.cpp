@@ -2,7 +2,7 @@
 //
 // Each entry builds its module and inputs on the device it is given and returns the call to
 // time. Shapes and options are the reference benchmark's (bench/reference_bench.py); where a
-// number below differs from a module's default, it is the one the benchmark's issue fixed.
+// number below differs from a module's default, it is one of the benchmark's fixed shapes (bench/README.md).
 #include "bench/workloads.h"
 
 #include <memory>
@@ -125,7 +125,7 @@ std::shared_ptr<nn::ConditionalRoutedFeedForward> routed_ff() {
   return std::make_shared<nn::ConditionalRoutedFeedForward>(512, o, &gen);
 }
 
-// The block of the issue: dim 512 with 1024 heavy tokens each (GPU), or dim 256 with 256 (CPU).
+// The benchmark's block: dim 512 with 1024 heavy tokens each (GPU), or dim 256 with 256 (CPU).
 std::shared_ptr<nn::ConditionalRoutedTransformerBlock> block(int64_t dim, int64_t heavy, int64_t heads) {
   nn::ConditionalRoutedTransformerBlockOptions o;
   o.num_heavy_attn_tokens_q = heavy, o.num_heavy_attn_tokens_kv = heavy, o.num_heavy_ff_tokens = heavy;

@@ -4,8 +4,6 @@
 // and the program itself exits non-zero with a message (never a crash) on bad flags and files.
 #include <doctest/doctest.h>
 
-#include <sys/wait.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -20,6 +18,7 @@
 #include "nn/safetensors.h"
 #include "report.h"
 #include "tests/gpu/gpu.h"
+#include "tests/run_program.h"
 #include "trainer.h"
 
 using namespace colt5;
@@ -75,26 +74,9 @@ std::vector<char> bytes_of(const Tensor& t) {
   return std::vector<char>(p, p + c.numel() * static_cast<int64_t>(dtype_size(c.dtype())));
 }
 
-struct Run {
-  int status;
-  std::string output;
-};
-
-// Run a program of the build with `args` (stdout and stderr together): examples/train, or
-// examples/generate; $COLT5_TRAIN_EXE / $COLT5_GENERATE_EXE override the paths (a build folder
-// copied to another machine).
-Run run_program(const char* env_name, const char* built, const std::string& args) {
-  const char* env = std::getenv(env_name);
-  const std::string cmd = std::string(env ? env : built) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), out};
-}
+// examples/train and examples/generate; $COLT5_TRAIN_EXE / $COLT5_GENERATE_EXE override the paths.
+using testing::Run;
+using testing::run_program;
 Run run_train(const std::string& args) { return run_program("COLT5_TRAIN_EXE", COLT5_TRAIN_EXE, args); }
 Run run_generate(const std::string& args) { return run_program("COLT5_GENERATE_EXE", COLT5_GENERATE_EXE, args); }
 
