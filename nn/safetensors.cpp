@@ -2,18 +2,25 @@
 //
 // The reader validates in this order, so that each corrupt file gets the most specific message:
 //   1. the 8-byte length prefix is there, the header length is <= 100 MB and inside the file;
-//   2. the header bytes are valid UTF-8 (checked here, with the byte offset of the first bad
-//      byte), then JSON (nlohmann), with duplicate keys caught by a parser callback that keeps
-//      one key set per open object (nlohmann itself keeps the last duplicate silently);
+//   2. the header is one JSON value read by parse_json_untrusted (nn/json_read.h): nesting at
+//      most kSafetensorsMaxHeaderDepth (8) levels, checked before anything is built (a valid
+//      header needs 3: the root, an entry, its shape); valid UTF-8; no duplicate key in any
+//      object; after the value only space padding up to the header length N. Its messages give
+//      offsets from the first header byte (file offset 8);
 //   3. the root is an object; "__metadata__" is an object of strings; every other entry is an
-//      object with exactly "dtype" (a known string), "shape" (non-negative integers) and
+//      object with exactly "dtype" (a known string), "shape" (at most kSafetensorsMaxRank (64)
+//      non-negative integers) and
 //      "data_offsets" ([begin, end], begin <= end <= data size);
 //   4. numel = prod(shape) and numel * element size are computed with overflow checks and must
 //      equal end - begin;
 //   5. sorted by begin, the byte ranges tile [0, data size) exactly: no gap, no overlap, no
 //      trailing bytes.
-// Only then is any tensor allocated and read.
+// Only then is any tensor allocated and read. Every step is linear in the header size (the sort
+// of step 5: n log n), and messages quote names and values through text_excerpt / json_excerpt,
+// so a hostile header cannot make them long.
 #include "nn/safetensors.h"
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
@@ -23,12 +30,12 @@
 #include <fstream>
 #include <functional>
 #include <limits>
-#include <set>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "core/ops/copy.h"
+#include "nn/json_read.h"
 
 static_assert(std::endian::native == std::endian::little, "safetensors I/O assumes a little-endian host");
 
@@ -104,35 +111,6 @@ const char* json_type(const json& j) {
   return j.type_name();
 }
 
-// Offset of the first byte that breaks UTF-8 (overlong forms, surrogates and code points above
-// U+10FFFF included), or -1.
-int64_t invalid_utf8_at(std::string_view s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const size_t n = s.size();
-  size_t i = 0;
-  while (i < n) {
-    const unsigned c = p[i];
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t len;
-    uint32_t cp, min;
-    if ((c & 0xE0) == 0xC0) len = 2, cp = c & 0x1F, min = 0x80;
-    else if ((c & 0xF0) == 0xE0) len = 3, cp = c & 0x0F, min = 0x800;
-    else if ((c & 0xF8) == 0xF0) len = 4, cp = c & 0x07, min = 0x10000;
-    else return int64_t(i);
-    if (i + len > n) return int64_t(i);
-    for (size_t k = 1; k < len; ++k) {
-      if ((p[i + k] & 0xC0) != 0x80) return int64_t(i);
-      cp = (cp << 6) | (p[i + k] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return int64_t(i);
-    i += len;
-  }
-  return -1;
-}
-
 // A non-negative JSON integer that fits int64_t, or false.
 bool as_index(const json& j, uint64_t* out) {
   if (j.is_number_unsigned()) {
@@ -162,43 +140,8 @@ SafetensorsFile parse_impl(std::string_view header, uint64_t data_size, const st
                            const DataReader& read) {
   auto err = [&](const auto&... pieces) { fail(str(src, ": ", pieces...)); };
 
-  // ---- 2. UTF-8 + JSON, duplicate keys ----
-  if (int64_t bad = invalid_utf8_at(header); bad >= 0)
-    err("header is not valid UTF-8 (bad byte 0x", std::hex, unsigned((unsigned char)header[size_t(bad)]), std::dec,
-        " at header offset ", bad, ")");
-  json root;
-  {
-    // One key set per open object; names[k] says where object k sits, for the message.
-    std::vector<std::set<std::string>> keys;
-    std::vector<std::string> where;
-    std::string last_key, duplicate;
-    auto cb = [&](int /*depth*/, json::parse_event_t ev, json& parsed) -> bool {
-      switch (ev) {
-        case json::parse_event_t::object_start:
-          where.push_back(keys.empty() ? std::string("the header") : str("entry '", last_key, "'"));
-          keys.emplace_back();
-          break;
-        case json::parse_event_t::key: {
-          last_key = parsed.get<std::string>();
-          if (!keys.back().insert(last_key).second && duplicate.empty())
-            duplicate = str("duplicate key '", last_key, "' in ", where.back());
-          break;
-        }
-        case json::parse_event_t::object_end:
-          keys.pop_back();
-          where.pop_back();
-          break;
-        default: break;
-      }
-      return true;
-    };
-    try {
-      root = json::parse(header.begin(), header.end(), cb, /*allow_exceptions=*/true, /*ignore_comments=*/false);
-    } catch (const json::exception& e) {
-      err("header is not valid JSON: ", e.what());
-    }
-    if (!duplicate.empty()) err("header has a ", duplicate);
-  }
+  // ---- 2. UTF-8 + JSON, duplicate keys, nesting, trailing bytes ----
+  const json root = parse_json_untrusted(header, str(src, ": header"), {.max_depth = kSafetensorsMaxHeaderDepth});
 
   // ---- 3. structure ----
   if (!root.is_object()) err("header is not a JSON object (got ", json_type(root), ")");
@@ -211,18 +154,19 @@ SafetensorsFile parse_impl(std::string_view header, uint64_t data_size, const st
       if (!v.is_object()) err("'__metadata__' is not an object of strings (got ", json_type(v), ")");
       for (auto m = v.begin(); m != v.end(); ++m) {
         if (!m.value().is_string())
-          err("'__metadata__' value for key '", m.key(), "' is not a string (got ", json_type(m.value()), ")");
+          err("'__metadata__' value for key '", text_excerpt(m.key()), "' is not a string (got ", json_type(m.value()),
+              ")");
         out.metadata[m.key()] = m.value().get<std::string>();
       }
       continue;
     }
-    auto terr = [&](const auto&... pieces) { err("tensor '", name, "': ", pieces...); };
+    auto terr = [&](const auto&... pieces) { err("tensor '", text_excerpt(name), "': ", pieces...); };
     if (!v.is_object()) terr("entry is not an object (got ", json_type(v), ")");
     for (const char* field : {"dtype", "shape", "data_offsets"})
       if (!v.contains(field)) terr("missing field '", field, "'");
     for (auto f = v.begin(); f != v.end(); ++f)
       if (f.key() != "dtype" && f.key() != "shape" && f.key() != "data_offsets")
-        terr("unexpected field '", f.key(), "' (expected exactly dtype, shape, data_offsets)");
+        terr("unexpected field '", text_excerpt(f.key()), "' (expected exactly dtype, shape, data_offsets)");
 
     Entry e;
     e.name = name;
@@ -233,19 +177,22 @@ SafetensorsFile parse_impl(std::string_view header, uint64_t data_size, const st
     if (!e.dtype) {
       const bool known = std::find_if(std::begin(kUnsupported), std::end(kUnsupported),
                                       [&](const char* u) { return ds == u; }) != std::end(kUnsupported);
-      terr(known ? "unsupported dtype '" : "unknown dtype '", ds,
+      terr(known ? "unsupported dtype '" : "unknown dtype '", text_excerpt(ds),
            "' (supported: F64, F32, F16, BF16, I64, I32, I16, I8, U32, U16, U8, BOOL)");
     }
 
     // ---- 4. shape and size, overflow-checked ----
     const json& js = v["shape"];
     if (!js.is_array()) terr("'shape' is not an array (got ", json_type(js), ")");
+    if (js.size() > kSafetensorsMaxRank)
+      terr("shape has ", js.size(), " dims, more than the ", kSafetensorsMaxRank, " a tensor may have");
     uint64_t count = 1;
     bool overflow = false, has_zero = false;
     for (size_t k = 0; k < js.size(); ++k) {
       uint64_t d;
       if (!as_index(js[k], &d))
-        terr("shape entry ", k, " is not a non-negative integer (got ", js[k].dump(), ", shape ", js.dump(), ")");
+        terr("shape entry ", k, " is not a non-negative integer (got ", json_excerpt(js[k]), ", shape ",
+             json_excerpt(js), ")");
       e.shape.push_back(int64_t(d));
       // The product skips zero dims, so that a shape whose non-zero dims overflow is rejected
       // wherever its zero dim sits (stride arithmetic on it would overflow too).
@@ -255,21 +202,21 @@ SafetensorsFile parse_impl(std::string_view header, uint64_t data_size, const st
     uint64_t bytes = 0;
     if (!overflow && count > uint64_t(std::numeric_limits<int64_t>::max())) overflow = true;
     if (!overflow && __builtin_mul_overflow(count, uint64_t(e.dtype->size), &bytes)) overflow = true;
-    if (overflow) terr("shape ", js.dump(), " has an element count that overflows 64 bits");
+    if (overflow) terr("shape ", json_excerpt(js), " has an element count that overflows 64 bits");
     if (has_zero) bytes = 0;
 
     const json& jo = v["data_offsets"];
     if (!jo.is_array() || jo.size() != 2)
-      terr("'data_offsets' is not an array of 2 integers (got ", jo.dump(), ")");
+      terr("'data_offsets' is not an array of 2 integers (got ", json_excerpt(jo), ")");
     if (!as_index(jo[0], &e.begin) || !as_index(jo[1], &e.end))
-      terr("'data_offsets' entries are not non-negative integers (got ", jo.dump(), ")");
-    if (e.begin > e.end) terr("data_offsets ", jo.dump(), " has begin > end");
+      terr("'data_offsets' entries are not non-negative integers (got ", json_excerpt(jo), ")");
+    if (e.begin > e.end) terr("data_offsets ", json_excerpt(jo), " has begin > end");
     if (e.end > data_size)
-      terr("data_offsets ", jo.dump(), " extend beyond the end of the file (the data section has ", data_size,
+      terr("data_offsets ", json_excerpt(jo), " extend beyond the end of the file (the data section has ", data_size,
            " bytes)");
     if (e.end - e.begin != bytes)
-      terr("data_offsets ", jo.dump(), " cover ", e.end - e.begin, " bytes, but shape ", js.dump(), " of ", ds,
-           " needs ", bytes, " bytes");
+      terr("data_offsets ", json_excerpt(jo), " cover ", e.end - e.begin, " bytes, but shape ", json_excerpt(js),
+           " of ", ds, " needs ", bytes, " bytes");
     entries.push_back(std::move(e));
   }
 
@@ -283,11 +230,11 @@ SafetensorsFile parse_impl(std::string_view header, uint64_t data_size, const st
   const Entry* prev = nullptr;
   for (const Entry* e : order) {
     if (e->begin > pos)
-      err("tensor '", e->name, "': gap in the data section: bytes [", pos, ", ", e->begin, ") belong to no tensor",
-          prev ? str(" (after tensor '", prev->name, "')") : std::string());
+      err("tensor '", text_excerpt(e->name), "': gap in the data section: bytes [", pos, ", ", e->begin,
+          ") belong to no tensor", prev ? str(" (after tensor '", text_excerpt(prev->name), "')") : std::string());
     if (e->begin < pos)
-      err("tensor '", e->name, "': data_offsets [", e->begin, ", ", e->end, "] overlap tensor '", prev->name,
-          "' (which ends at ", pos, ")");
+      err("tensor '", text_excerpt(e->name), "': data_offsets [", e->begin, ", ", e->end, "] overlap tensor '",
+          text_excerpt(prev->name), "' (which ends at ", pos, ")");
     pos = e->end;
     prev = e;
   }
@@ -356,12 +303,14 @@ SafetensorsFile parse_impl(std::string_view header, uint64_t data_size, const st
         bool* d = t.data_ptr<bool>();
         for (uint64_t i = 0; i < n; ++i) {
           const uint8_t b = load((uint8_t*)nullptr, i);
-          if (b > 1) err("tensor '", e.name, "': BOOL element ", i, " has byte value ", unsigned(b), ", expected 0 or 1");
+          if (b > 1)
+            err("tensor '", text_excerpt(e.name), "': BOOL element ", i, " has byte value ", unsigned(b),
+                ", expected 0 or 1");
           d[i] = b == 1;
         }
         break;
       }
-      default: err("tensor '", e.name, "': internal error: no conversion for dtype ", e.dtype->name);
+      default: err("tensor '", text_excerpt(e.name), "': internal error: no conversion for dtype ", e.dtype->name);
     }
     out.tensors[e.name] = t;
   }
@@ -465,7 +414,8 @@ std::string serialize_safetensors(const StateDict& tensors, const Metadata& meta
 }
 
 void write_file_atomically(const std::string& path, std::string_view bytes, const char* op) {
-  const std::string tmp = path + ".tmp";
+  // The temporary is this process's own, so two writers of one path never write into each other.
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     COLT5_CHECK(bool(f), op, ": cannot open '", tmp, "' for writing");

@@ -10,11 +10,17 @@
 //              after the last one).
 //
 // Reading treats the file as untrusted: the header length is bounded (<= 100 MB) and must lie
-// inside the file, the header must be valid UTF-8 and a JSON object without duplicate keys, every
-// entry must have exactly the three fields with the right JSON types, shapes are non-negative
-// integers whose element count (overflow-checked) matches the byte range, and the byte ranges
-// tile the data section exactly. Every problem throws colt5::Error naming the file, the tensor
-// and what is wrong.
+// inside the file; the header goes through parse_json_untrusted (nn/json_read.h), so it must be
+// valid UTF-8, one JSON object nested at most 8 levels deep (a valid header needs 3), without
+// duplicate keys in any object, followed only by spaces (0x20) up to the header length — a NUL or
+// any other byte after the object is an error, not ignored; every entry must have exactly the
+// three fields with the right JSON types, shapes are non-negative integers whose element count
+// (overflow-checked) matches the byte range, and the byte ranges tile the data section exactly.
+// Parsing takes time linear in the header size (plus a sort of the entries), so a header of
+// 100,000 tensors reads in a fraction of a second. Every problem throws colt5::Error naming the
+// file, the tensor and what is wrong; names and values are quoted as short excerpts (at most 60
+// bytes, then "..."), and JSON errors give the offset from the first header byte (file offset
+// 8), e.g. "m.safetensors: header: duplicate key 'dtype' at offset 20 in the object at /a".
 //
 // dtypes on read (colt5 has float32, float64, int64, int32, bool):
 //   F64 -> float64, F32 -> float32, F16 / BF16 -> float32 (exact widening),
@@ -26,9 +32,10 @@
 // Writing: tensors in name order (the StateDict's order) packed back to back, the header padded
 // with spaces to a multiple of 8 bytes, "__metadata__" = {"format": "pt"} plus the caller's
 // metadata — so safetensors.torch.load_file reads our files. The file is written to
-// "<path>.tmp" and renamed into place.
+// "<path>.tmp.<pid>" and renamed into place.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -47,6 +54,11 @@ struct SafetensorsFile {
 
 // Largest header accepted by the reader, in bytes.
 inline constexpr uint64_t kSafetensorsMaxHeader = 100ull * 1024 * 1024;
+// Deepest nesting of arrays / objects accepted in a header (the root object counts 1). A valid
+// header needs 3 (root, entry, shape); the slack lets a wrong-typed field be reported as such.
+inline constexpr size_t kSafetensorsMaxHeaderDepth = 8;
+// Most dims a tensor may have (PyTorch allows 64 too); a longer shape is refused before it is read.
+inline constexpr size_t kSafetensorsMaxRank = 64;
 
 // Read a file; `path` appears in every error message.
 SafetensorsFile read_safetensors(const std::string& path);
@@ -59,7 +71,7 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& sou
 void write_safetensors(const std::string& path, const StateDict& tensors, const Metadata& metadata = {});
 // The bytes write_safetensors would write.
 std::string serialize_safetensors(const StateDict& tensors, const Metadata& metadata = {});
-// Write `bytes` to "<path>.tmp" and rename it to `path`, so a reader never sees half a file (the
+// Write `bytes` to "<path>.tmp.<pid>" and rename it to `path`, so a reader never sees half a file (the
 // temporary is removed on failure). Errors are colt5::Error messages starting with `op`.
 void write_file_atomically(const std::string& path, std::string_view bytes, const char* op);
 

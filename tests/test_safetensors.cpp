@@ -1,7 +1,9 @@
 // safetensors I/O: round trips of every dtype (contiguous and strided sources), the golden
 // fixtures, the writer's layout (8-byte aligned header, format "pt"), the widening reads
-// (F16, BF16, I8, I16, U8, U16, U32) and one corrupt file per validation rule, each of which must
-// throw colt5::Error naming the file and the problem.
+// (F16, BF16, I8, I16, U8, U16, U32), one corrupt file per validation rule, each of which must
+// throw colt5::Error naming the file and the problem, and hostile headers (200k-deep nesting,
+// 100,000 tensors, bytes after the JSON, duplicate keys, huge names), which must give short
+// messages (or, for the large header, a fast read).
 #include <doctest/doctest.h>
 
 #include "tests/parity/parity.h"
@@ -105,7 +107,7 @@ TEST_CASE("safetensors: round trip of every dtype, incl. non-contiguous sources"
   CHECK(!sd["f32_sliced"].is_contiguous());
   const std::string path = (scratch_dir() / "roundtrip.safetensors").string();
   write_safetensors(path, sd, {{"note", "hello"}, {"unicode", "h\xc3\xa9llo \xe2\x9c\x93"}});
-  CHECK(!fs::exists(path + ".tmp"));
+  CHECK(!fs::exists(path + ".tmp." + std::to_string(::getpid())));
   SafetensorsFile f = read_safetensors(path);
   REQUIRE(f.tensors.size() == sd.size());
   for (auto& [name, t] : sd) {
@@ -300,20 +302,26 @@ TEST_CASE("safetensors: corrupt files throw colt5::Error naming the file and the
   expect_error("header_past_eof", u64_le(1000) + "{}", "header length 1000 bytes exceeds the file size");
   expect_error("header_too_big", u64_le(200ull << 20) + "{}", "exceeds the limit of 104857600 bytes");
   expect_error("header_huge", u64_le(~0ull) + "{}", "exceeds the limit");
-  expect_error("invalid_json", image(R"({"a": {"dtype": )"), "header is not valid JSON");
-  expect_error("trailing_json", image(R"({} x)"), "header is not valid JSON");
-  expect_error("invalid_utf8", image("{\"\xff\": 1}"), "not valid UTF-8 (bad byte 0xff at header offset 2)");
+  expect_error("invalid_json", image(R"({"a": {"dtype": )"), "header: not valid JSON at offset 16");
+  expect_error("trailing_json", image(R"({} x)"), "header: only spaces may follow the JSON value");
+  expect_error("invalid_utf8", image("{\"\xff\": 1}"), "header: not valid UTF-8 (bad byte 0xff at offset 2)");
   expect_error("overlong_utf8", image("{\"__metadata__\":{\"k\":\"\xc0\xaf\"}}"), "not valid UTF-8");
   expect_error("surrogate_utf8", image("{\"\xed\xa0\x80\":1}"), "not valid UTF-8");
   expect_error("not_object", image("[1, 2, 3]"), "header is not a JSON object (got array)");
+  {  // a shape of 65 dims (of size 1: 4 bytes of data) is refused before it is read
+    std::string shape = "[1";
+    for (int i = 1; i < 65; ++i) shape += ",1";
+    expect_error("rank_65", image(R"({"a":{"dtype":"F32","shape":)" + shape + R"(],"data_offsets":[0,4]}})", std::string(4, '\0')),
+                 "shape has 65 dims, more than the 64 a tensor may have");
+  }
   expect_error("not_object_str", image("\"x\""), "header is not a JSON object (got string)");
   expect_error("duplicate_key",
                image(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
                      R"("a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
                      d8),
-               "duplicate key 'a' in the header");
+               "header: duplicate key 'a' at offset 54 in the top-level object");
   expect_error("duplicate_field", image(R"({"a":{"dtype":"F32","dtype":"F64","shape":[2],"data_offsets":[0,8]}})", d8),
-               "duplicate key 'dtype' in entry 'a'");
+               "header: duplicate key 'dtype' at offset 20 in the object at /a");
   expect_error("metadata_not_string", image(R"({"__metadata__":{"format":"pt","n":1}})"),
                "'__metadata__' value for key 'n' is not a string (got integer)");
   expect_error("metadata_not_object", image(R"({"__metadata__":["pt"]})"), "'__metadata__' is not an object");
@@ -377,6 +385,153 @@ TEST_CASE("safetensors: corrupt files throw colt5::Error naming the file and the
   CHECK_NOTHROW(parse_safetensors(image(R"({"a":{"dtype":"F32","shape":[-0, 2],"data_offsets":[0,0]}})")));
   CHECK_THROWS_WITH_AS(read_safetensors((scratch_dir() / "does_not_exist.safetensors").string()),
                        Contains("cannot open"), Error);
+}
+
+// ---- hostile headers -----------------------------------------------------------------------------
+// Files a hostile-but-honest user would try: nesting that overflowed the stack, a header that took
+// quadratic time, bytes after the JSON that were ignored. Each must be a short colt5::Error (or,
+// for the large header, a fast successful read).
+
+namespace {
+// The message parse_safetensors(bytes) throws, which must be a short colt5::Error.
+std::string short_error(const std::string& bytes, const std::string& source) {
+  std::string msg;
+  try {
+    parse_safetensors(bytes, source);
+    FAIL_CHECK("no error for " << source);
+  } catch (const Error& e) {
+    msg = e.what();
+  }
+  CAPTURE(msg);
+  CHECK(msg.rfind(source + ": header: ", 0) == 0);
+  CHECK(msg.size() < 300);
+  return msg;
+}
+// The message parse_safetensors throws for `bytes`: a short colt5::Error.
+std::string short_error_any(const std::string& bytes) {
+  std::string msg;
+  try {
+    parse_safetensors(bytes, "src");
+    FAIL_CHECK("no error");
+  } catch (const Error& e) {
+    msg = e.what();
+  }
+  CAPTURE(msg);
+  CHECK(msg.rfind("src: ", 0) == 0);
+  CHECK(msg.size() < 300);
+  return msg;
+}
+}  // namespace
+
+TEST_CASE("safetensors: 200k-deep nesting in shape, data_offsets or the header object is a short error") {
+  const std::string deep(200000, '[');
+  // In "shape": the entry is at depth 2, so the 7th '[' opens level 9 (offset 28 + 6).
+  std::string msg = short_error(image(R"({"a":{"dtype":"F32","shape":)" + deep), "deep_shape");
+  CHECK(msg.find("nesting deeper than 8 levels at offset 34 ('[[[[") != std::string::npos);
+  // Closed, and the rest of the entry valid: only the depth is wrong.
+  msg = short_error(image(R"({"a":{"dtype":"F32","shape":)" + deep + "2" + std::string(200000, ']') +
+                          R"(,"data_offsets":[0,8]}})", std::string(8, '\0')),
+                    "deep_shape_closed");
+  CHECK(msg.find("nesting deeper than 8 levels") != std::string::npos);
+  // In "data_offsets".
+  msg = short_error(image(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":)" + deep + "0,8" + std::string(200000, ']') + "}}",
+                          std::string(8, '\0')),
+                    "deep_offsets");
+  CHECK(msg.find("nesting deeper than 8 levels at offset 53") != std::string::npos);
+  // The header object itself: {"a":{"a":...}}, no tensors, no metadata.
+  std::string objs;
+  for (int i = 0; i < 200000; ++i) objs += "{\"a\":";
+  msg = short_error(image(objs + "1" + std::string(200000, '}')), "deep_object");
+  CHECK(msg.find("nesting deeper than 8 levels at offset 40 ('{\"a\":{\"a\":") != std::string::npos);
+  // In the metadata.
+  msg = short_error(image(R"({"__metadata__":{"k":)" + deep), "deep_metadata");
+  CHECK(msg.find("nesting deeper than 8 levels") != std::string::npos);
+  // Up to the limit the nesting is allowed, and reported by the structure checks as a wrong type.
+  const std::string depth8 = R"({"a":{"dtype":"F32","shape":[[[[[[2]]]]]],"data_offsets":[0,8]}})";
+  CHECK_THROWS_WITH_AS(parse_safetensors(image(depth8, std::string(8, '\0'))),
+                       Contains("tensor 'a': shape entry 0 is not a non-negative integer (got [[[[[2]]]]], "
+                                "shape [[[[[[2]]]]]])"),
+                       Error);
+}
+
+TEST_CASE("safetensors: a header of 100,000 empty tensors parses in linear time") {
+  // 100,000 entries (5.8 MB): nlohmann's callback parser, used before, walked the whole root
+  // object after each entry (O(n^2): minutes at this size); the SAX build is linear (a fraction of
+  // a second). No timing assert: the size is what keeps this test meaningful.
+  const int n = 100000;
+  std::string header = "{";
+  for (int i = 0; i < n; ++i) {
+    if (i) header += ',';
+    header += "\"t" + std::to_string(i) + R"(":{"dtype":"F32","shape":[0],"data_offsets":[0,0]})";
+  }
+  header += '}';
+  CHECK(header.size() > 5000000);
+  const SafetensorsFile f = parse_safetensors(image(header), "many");
+  REQUIRE(f.tensors.size() == size_t(n));
+  CHECK(f.tensors.at("t0").shape() == Shape{0});
+  CHECK(f.tensors.at("t99999").numel() == 0);
+  // A duplicate at the very end is still found (a key set per object, not a scan).
+  const std::string dup = header.substr(0, header.size() - 1) + R"(,"t5":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})";
+  CHECK_THROWS_WITH_AS(parse_safetensors(image(dup), "many_dup"), Contains("header: duplicate key 't5' at offset"), Error);
+}
+
+TEST_CASE("safetensors: only spaces may follow the header's JSON object, up to the header length") {
+  const std::string d8(8, '\0');
+  const std::string ok_a = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";  // 54 bytes
+  REQUIRE(ok_a.size() == 54);
+  // NUL and garbage (the bytes the old reader ignored).
+  expect_error("nul_garbage", image(ok_a + std::string("\0garbage", 8), d8),
+               "header: only spaces may follow the JSON value (which ends at offset 54); found byte 0x00 at offset 54 "
+               "('\\x00garbage')");
+  expect_error("nul_padding", image(ok_a + std::string(5, '\0'), d8), "found byte 0x00 at offset 54");
+  expect_error("spaces_then_nul", image(ok_a + "   " + std::string(1, '\0'), d8), "found byte 0x00 at offset 57");
+  // A second JSON value: another object, or a second copy of the header.
+  expect_error("second_value", image(ok_a + R"({"b":1})", d8), "found byte 0x7b at offset 54");
+  expect_error("second_header", image(ok_a + " " + ok_a, d8), "found byte 0x7b at offset 55");
+  // Other whitespace is not padding.
+  expect_error("newline", image(ok_a + "\n", d8), "found byte 0x0a at offset 54");
+  expect_error("tab", image(ok_a + "  \t", d8), "found byte 0x09 at offset 56");
+  // Spaces are: any number of them, up to the header length.
+  CHECK(parse_safetensors(image(ok_a + std::string(1, ' '), d8)).tensors.size() == 1);
+  CHECK(parse_safetensors(image(ok_a + std::string(1001, ' '), d8)).tensors.size() == 1);
+  // The tensors' bytes after the header are data, not trailing header bytes.
+  CHECK(parse_safetensors(image(ok_a, "\x01\x02\x03\x04\x05\x06\x07\x08")).tensors.at("a").numel() == 2);
+}
+
+TEST_CASE("safetensors: duplicate keys at the top level and inside an entry") {
+  const std::string d8(8, '\0');
+  const std::string e = R"({"dtype":"F32","shape":[1],"data_offsets":[0,4]})";
+  expect_error("dup_top", image(R"({"x":)" + e + R"(,"y":)" + e + R"(,"x":)" + e + "}", d8),
+               "header: duplicate key 'x' at offset 107 in the top-level object");
+  expect_error("dup_shape", image(R"({"a":{"dtype":"F32","shape":[2],"shape":[2],"data_offsets":[0,8]}})", d8),
+               "header: duplicate key 'shape' at offset 32 in the object at /a");
+  expect_error("dup_offsets", image(R"({"a":{"dtype":"F32","data_offsets":[0,8],"shape":[2],"data_offsets":[0,8]}})", d8),
+               "header: duplicate key 'data_offsets' at offset 53 in the object at /a");
+  expect_error("dup_metadata", image(R"({"__metadata__":{"k":"1","k":"2"}})"),
+               "header: duplicate key 'k' at offset 25 in the object at /__metadata__");
+  expect_error("dup_metadata_object", image(R"({"__metadata__":{},"__metadata__":{}})"),
+               "header: duplicate key '__metadata__' at offset 19 in the top-level object");
+}
+
+TEST_CASE("safetensors: names and values in messages are excerpts") {
+  const std::string d8(8, '\0');
+  const std::string big(100000, 'n');
+  // A long tensor name, a long unknown dtype, a long shape and a long unexpected field.
+  std::string msg = short_error_any(image("{\"" + big + R"(":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", d8));
+  CHECK(msg.find("tensor 'nnnn") != std::string::npos);
+  CHECK(msg.find("...': data_offsets [0,8] cover 8 bytes, but shape [3] of F32 needs 12 bytes") != std::string::npos);
+  msg = short_error_any(image(R"({"a":{"dtype":")" + big + R"(","shape":[2],"data_offsets":[0,8]}})", d8));
+  CHECK(msg.find("unknown dtype 'nnnn") != std::string::npos);
+  std::string shape = "[1";  // 64 dims, the most a shape may have: longer than an excerpt
+  for (int i = 0; i < 62; ++i) shape += ",1";
+  shape += ",-1]";
+  msg = short_error_any(image(R"({"a":{"dtype":"F32","shape":)" + shape + R"(,"data_offsets":[0,4]}})", std::string(4, '\0')));
+  CHECK(msg.find("shape entry 63 is not a non-negative integer (got -1, shape [1,1,1,") != std::string::npos);
+  CHECK(msg.find("...)") != std::string::npos);
+  msg = short_error_any(image(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8],")" + big + R"(":1}})", d8));
+  CHECK(msg.find("unexpected field 'nnnn") != std::string::npos);
+  msg = short_error_any(image(R"({"__metadata__":{")" + big + R"(":1}})"));
+  CHECK(msg.find("'__metadata__' value for key 'nnnn") != std::string::npos);
 }
 
 // ---- modules -------------------------------------------------------------------------------------
