@@ -160,6 +160,7 @@ int main(int argc, char** argv) {
   app.add_option("--json", a.json_path, "write the rows to this file (rewritten after every row)");
   app.add_flag("--no-isolate", [&](int64_t) { a.isolate = false; }, "CPU: run every row in this process (no RSS figure)");
   app.add_flag("--list", a.list, "print the workload names of the device and exit");
+  app.failure_message(CLI::FailureMessage::help);  // a bad flag prints the usage
   CLI11_PARSE(app, argc, argv);
 
   try {

@@ -60,12 +60,15 @@ int run(int argc, char** argv) {
   app.add_option("--top-k", top_k, "sample among the k most likely bytes (0 = all)")->check(CLI::Range(int64_t{0}, int64_t{256}));
   app.add_option("--seed", seed, "seed of the sampler");
   app.add_option("--device", device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  app.failure_message(CLI::FailureMessage::help);  // a bad flag prints the usage
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
   COLT5_CHECK(!prompt.empty(), "flag --prompt: expected at least one byte");
+  // CLI11's range check lets NaN through (every comparison with it is false).
+  COLT5_CHECK(std::isfinite(temperature), "flag --temperature: expected a finite value in [0, 100], got ", temperature);
 
   train::TrainConfig cfg;
   const Device dev = train::resolve_device(device);
@@ -83,6 +86,9 @@ int run(int argc, char** argv) {
     const std::vector<int64_t> ctx(text.end() - n, text.end());
     const Tensor logits = model->forward(from_vector(ctx, {1, n}, dev));  // [1, n, 256]
     const auto last = logits.select(1, n - 1).reshape({-1}).to(kCPU).to(DType::Float64).to_vector<double>();
+    for (double v : last)
+      COLT5_CHECK(std::isfinite(v), "the model gave a non-finite logit (", v, ") for byte ", i + 1, " of --length ", length,
+                  "; the checkpoint '", checkpoint, "' cannot generate");
     const int64_t next = sample(last, temperature, top_k, rng);
     text.push_back(next);
     std::fputc(static_cast<int>(next), stdout);

@@ -1005,7 +1005,7 @@ int main(int argc, char** argv) {
   try {
     return run(argc, argv);
   } catch (const UsageError& e) {
-    fmt::print(stderr, "gradcheck: {}\n", e.what());
+    fmt::print(stderr, "gradcheck: {}\nusage: gradcheck NAME [options] | gradcheck --list | gradcheck --help\n", e.what());
     return 2;
   } catch (const std::exception& e) {
     fmt::print(stderr, "gradcheck: error: {}\n", e.what());

@@ -47,7 +47,15 @@ void heading(const char* title) { fmt::print("\n== {} ==\n", title); }
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  // No options: the walkthrough always shows the same small example.
+  const bool help = argc == 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h");
+  if (argc > 1) {
+    std::fprintf(help ? stdout : stderr, "%susage: routing_walkthrough\n  prints one ConditionalRoutedAttention "
+                 "forward pass step by step (docs/routing.md); it takes no options\n",
+                 help ? "" : fmt::format("routing_walkthrough: unexpected argument '{}'\n", argv[1]).c_str());
+    return help ? 0 : 2;
+  }
   try {
     NoGradGuard no_grad;  // forward values only
     const int64_t dim = 8, n = 12, kq = 3, kkv = 4;

@@ -89,8 +89,11 @@ public:
   Batch batch(Split split, int64_t batch_size, uint64_t seed, uint64_t step) const;
 
   const RecallTaskOptions& options() const { return opts_; }
-  int64_t vocab_size() const { return opts_.num_keys + opts_.num_values + opts_.num_noise + 1; }
-  int64_t num_classes() const { return opts_.num_values; }
+  int64_t vocab_size() const { return vocab_size(opts_); }
+  int64_t num_classes() const { return num_classes(opts_); }
+  // The same from the options alone (before they are validated).
+  static int64_t vocab_size(const RecallTaskOptions& o) { return o.num_keys + o.num_values + o.num_noise + 1; }
+  static int64_t num_classes(const RecallTaskOptions& o) { return o.num_values; }
   double chance() const { return 1.0 / static_cast<double>(opts_.num_values); }
   int64_t first_noise_token() const { return opts_.num_keys + opts_.num_values; }
   int64_t query_token() const { return opts_.num_keys + opts_.num_values + opts_.num_noise; }

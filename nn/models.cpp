@@ -1,6 +1,8 @@
 // CoLT5LM and CoLT5Encoder (the math and the causality argument are in nn/models.h).
 #include "nn/models.h"
 
+#include <cmath>
+
 #include "autograd/ops.h"
 #include "nn/json_fields.h"
 
@@ -8,8 +10,13 @@ namespace colt5::nn {
 
 namespace {
 
-void check_min(int64_t v, int64_t lo, const char* name) {
-  COLT5_CHECK(v >= lo, "ModelConfig: '", name, "' expected >= ", lo, ", got ", v);
+void check_range(int64_t v, int64_t lo, int64_t hi, const char* name) {
+  COLT5_CHECK(v >= lo && v <= hi, "ModelConfig: '", name, "' expected in [", lo, ", ", hi, "], got ", v);
+}
+
+void check_real(double v, double lo, double hi, bool lo_open, const char* name) {
+  COLT5_CHECK(std::isfinite(v) && (lo_open ? v > lo : v >= lo) && v <= hi, "ModelConfig: '", name, "' expected in ",
+              lo_open ? "(" : "[", lo, ", ", hi, "], got ", v);
 }
 
 }  // namespace
@@ -18,31 +25,48 @@ void check_min(int64_t v, int64_t lo, const char* name) {
 // ModelConfig
 
 void ModelConfig::validate() const {
+  using L = ModelLimits;
   COLT5_CHECK(kind == "lm" || kind == "encoder", "ModelConfig: 'kind' expected \"lm\" or \"encoder\", got \"", kind,
               "\"");
-  check_min(vocab_size, 1, "vocab_size");
-  check_min(max_seq_len, 1, "max_seq_len");
-  check_min(dim, 1, "dim");
-  check_min(depth, 1, "depth");
-  check_min(light_window_size, kind == "encoder" ? 2 : 1, "light_window_size");
-  check_min(heavy_window_size, 1, "heavy_window_size");
-  check_min(num_heavy_tokens_q, 1, "num_heavy_tokens_q");
-  check_min(num_heavy_tokens_kv, 1, "num_heavy_tokens_kv");
-  check_min(light_heads, 1, "light_heads");
-  check_min(light_dim_head, 1, "light_dim_head");
-  check_min(heavy_heads, 1, "heavy_heads");
-  check_min(heavy_dim_head, 1, "heavy_dim_head");
-  check_min(num_heavy_ff_tokens, 1, "num_heavy_ff_tokens");
-  check_min(ff_window_size, 1, "ff_window_size");
-  COLT5_CHECK(light_ff_mult > 0 && heavy_ff_mult > 0, "ModelConfig: 'light_ff_mult' and 'heavy_ff_mult' expected > 0, got ",
-              light_ff_mult, " and ", heavy_ff_mult);
-  COLT5_CHECK(emb_init_std > 0, "ModelConfig: 'emb_init_std' expected > 0, got ", emb_init_std);
-  COLT5_CHECK(pos_init_std >= 0, "ModelConfig: 'pos_init_std' expected >= 0, got ", pos_init_std);
+  check_range(vocab_size, 1, L::kVocab, "vocab_size");
+  check_range(max_seq_len, 1, L::kSeqLen, "max_seq_len");
+  check_range(dim, 1, L::kDim, "dim");
+  check_range(depth, 1, L::kDepth, "depth");
+  // Windows and routed-token counts never need to exceed the sequence (a larger window would only
+  // pad every sequence up to it).
+  check_range(light_window_size, kind == "encoder" ? 2 : 1, max_seq_len, "light_window_size");
+  check_range(heavy_window_size, 1, max_seq_len, "heavy_window_size");
+  check_range(num_heavy_tokens_q, 1, max_seq_len, "num_heavy_tokens_q");
+  check_range(num_heavy_tokens_kv, 1, max_seq_len, "num_heavy_tokens_kv");
+  check_range(light_heads, 1, L::kHeads, "light_heads");
+  check_range(light_dim_head, 1, L::kDimHead, "light_dim_head");
+  check_range(heavy_heads, 1, L::kHeads, "heavy_heads");
+  check_range(heavy_dim_head, 1, L::kDimHead, "heavy_dim_head");
+  check_range(num_heavy_ff_tokens, 1, max_seq_len, "num_heavy_ff_tokens");
+  check_range(ff_window_size, 1, max_seq_len, "ff_window_size");
+  check_real(light_ff_mult, 0, L::kFFMult, true, "light_ff_mult");
+  check_real(heavy_ff_mult, 0, L::kFFMult, true, "heavy_ff_mult");
+  check_real(emb_init_std, 0, L::kInitStd, true, "emb_init_std");
+  check_real(pos_init_std, 0, L::kInitStd, false, "pos_init_std");
   if (kind == "encoder") {
-    check_min(num_classes, 2, "num_classes");
+    check_range(num_classes, 2, L::kVocab, "num_classes");
     COLT5_CHECK(pool == "last" || pool == "mean", "ModelConfig: 'pool' expected \"last\" or \"mean\", got \"", pool,
                 "\"");
   }
+  const double params = parameter_estimate();
+  COLT5_CHECK(params <= L::kParameters, "ModelConfig: about ", params, " parameters (dim ", dim, ", depth ", depth,
+              ", vocab_size ", vocab_size, ", max_seq_len ", max_seq_len, "), more than the limit of ", L::kParameters);
+}
+
+double ModelConfig::parameter_estimate() const {
+  const double d = static_cast<double>(dim);
+  const double light = d * 4.0 * static_cast<double>(light_heads * light_dim_head) + 2 * d;  // to_qkv, to_out, norm
+  const double heavy = d * 4.0 * static_cast<double>(heavy_heads * heavy_dim_head) + 2 * d   // to_q, to_kv, to_out
+                       + 2.0 * static_cast<double>(heavy_heads * heavy_dim_head) + 4 * d;     // null kv, tokens
+  auto feedforward = [&](double mult) { return 2 * d * std::trunc(d * mult) + 3 * d; };  // 2 Linear, norm, biases
+  const double ff = feedforward(light_ff_mult) + feedforward(heavy_ff_mult);
+  const double head = kind == "lm" ? d * static_cast<double>(vocab_size) : (d + 1) * static_cast<double>(num_classes);
+  return d * static_cast<double>(vocab_size + max_seq_len) + static_cast<double>(depth) * (light + heavy + ff) + head + d;
 }
 
 nlohmann::json ModelConfig::to_json() const {

@@ -56,6 +56,21 @@
 
 namespace colt5::nn {
 
+// Upper bounds of a ModelConfig. A config read from a checkpoint is untrusted input: validate()
+// checks every value against these before anything is allocated, so a tampered file cannot make
+// a program allocate terabytes or loop for hours. They sit far above what this library trains.
+struct ModelLimits {
+  static constexpr int64_t kVocab = int64_t(1) << 20;   // vocab_size, num_classes
+  static constexpr int64_t kSeqLen = int64_t(1) << 20;  // max_seq_len; every window and token count <= max_seq_len
+  static constexpr int64_t kDim = int64_t(1) << 14;     // dim
+  static constexpr int64_t kDepth = 256;
+  static constexpr int64_t kHeads = 256;                // light_heads, heavy_heads
+  static constexpr int64_t kDimHead = 1024;             // light_dim_head, heavy_dim_head
+  static constexpr double kFFMult = 64;                 // light_ff_mult, heavy_ff_mult
+  static constexpr double kInitStd = 10;                // emb_init_std, pos_init_std
+  static constexpr double kParameters = double(int64_t(1) << 31);  // estimated total (8 GiB of float32)
+};
+
 struct ModelConfig {
   std::string kind = "encoder";  // "lm" | "encoder"
   int64_t vocab_size = 256;
@@ -78,8 +93,11 @@ struct ModelConfig {
   double emb_init_std = 0.02;  // token embeddings
   double pos_init_std = 0.002;  // position embeddings: see the file comment
 
-  // Throws colt5::Error naming the first field out of range.
+  // Throws colt5::Error naming the first field out of range (ModelLimits above).
   void validate() const;
+  // The number of parameters the model will have, estimated from the config alone (in double, so
+  // that absurd values cannot overflow); validate() bounds it by ModelLimits::kParameters.
+  double parameter_estimate() const;
   // Calls f(name, field) for every field, in declaration order: one list for to_json and from_json.
   template <class Self, class F>
   static void for_each_field(Self& c, F&& f) {

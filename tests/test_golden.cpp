@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "autograd/ops.h"
+#include "nn/json_read.h"
 #include "nn/safetensors.h"
 #include "tests/parity/parity.h"
 
@@ -46,7 +47,7 @@ struct TempDir {
 std::string copy_fixture(const std::string& name, const fs::path& dir, const std::string& new_name,
                          const std::function<void(nlohmann::json&, nn::StateDict&)>& edit) {
   nn::SafetensorsFile f = nn::read_safetensors(golden_dir() + "/" + name + ".safetensors");
-  nlohmann::json cfg = nlohmann::json::parse(f.metadata.at("config"));
+  nlohmann::json cfg = nn::parse_json_untrusted(f.metadata.at("config"), name + ": metadata 'config'");
   edit(cfg, f.tensors);
   f.metadata["config"] = cfg.dump();
   const std::string path = (dir / (new_name + ".safetensors")).string();
@@ -203,4 +204,28 @@ TEST_CASE("golden: every module frees its graph (no tensor left alive after a ca
     CHECK(r.ok);
     CHECK(live_tensor_count() == before);
   }
+}
+
+TEST_CASE("golden: a fixture that lacks an expected gradient or output fails the case") {
+  TempDir dir("missing");
+  struct Drop {
+    const char* fixture;
+    const char* tensor;
+    const char* failure;
+  };
+  for (const Drop& d : {Drop{"routed_ff", "grad.input.x", "lacks 'grad.input.x'"},
+                        Drop{"routed_ff", "grad.param.router.routing_token", "lacks 'grad.param.router.routing_token'"},
+                        Drop{"heavy_attention", "grad.input.normalized_scores_q", "lacks 'grad.input.normalized_scores_q'"},
+                        Drop{"rmsnorm", "output", "no tensor 'output'"},
+                        Drop{"rmsnorm", "upstream_grad", "no tensor 'upstream_grad'"}}) {
+    CAPTURE(d.tensor);
+    const std::string path = copy_fixture(d.fixture, dir.path, "drop",
+                                          [&](nlohmann::json&, nn::StateDict& t) { REQUIRE(t.erase(d.tensor) == 1); });
+    const parity::CaseResult r = parity::run_case(path);
+    CHECK_FALSE(r.ok);
+    CHECK(r.failure.find(d.failure) != std::string::npos);
+  }
+  // The untouched fixture, copied the same way, passes: the failures above come from the drop.
+  const parity::CaseResult r = parity::run_case(copy_fixture("routed_ff", dir.path, "same", [](auto&, auto&) {}));
+  CHECK(r.ok);
 }

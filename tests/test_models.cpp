@@ -53,7 +53,8 @@ std::vector<float> values(const Tensor& t) { return t.contiguous().to_vector<flo
 std::vector<float> prefix(const Tensor& x, int64_t t) { return values(x.narrow(1, 0, t)); }
 
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+  // An empty vector's data() may be null, which memcmp must not get even for 0 bytes.
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
 }
 
 }  // namespace
@@ -199,13 +200,29 @@ TEST_CASE("ModelConfig: JSON round trip and rejected configs") {
   CHECK_THROWS_WITH_AS(ModelConfig::from_json(j), Contains("key 'dim' has the wrong type"), Error);
   j = c.to_json();
   j["depth"] = 0;
-  CHECK_THROWS_WITH_AS(ModelConfig::from_json(j), Contains("'depth' expected >= 1, got 0"), Error);
+  CHECK_THROWS_WITH_AS(ModelConfig::from_json(j), Contains("'depth' expected in [1, 256], got 0"), Error);
+  // A config read from a file is untrusted: upper bounds too, before anything is allocated.
+  for (const char* key : {"dim", "depth", "max_seq_len", "vocab_size", "light_heads", "heavy_dim_head"}) {
+    CAPTURE(key);
+    j = c.to_json();
+    j[key] = int64_t(1) << 40;
+    CHECK_THROWS_WITH_AS(ModelConfig::from_json(j), Contains((std::string("'") + key + "' expected in [1, ").c_str()), Error);
+  }
+  j = c.to_json();
+  j["light_window_size"] = j["max_seq_len"].get<int64_t>() + 1;
+  CHECK_THROWS_WITH_AS(ModelConfig::from_json(j), Contains("'light_window_size' expected in [2, "), Error);
+  j = c.to_json();
+  j["heavy_ff_mult"] = 1e300;
+  CHECK_THROWS_WITH_AS(ModelConfig::from_json(j), Contains("'heavy_ff_mult' expected in (0, 64]"), Error);
+  j = c.to_json();  // each field within its bound, the whole far too large
+  j["dim"] = 16384, j["depth"] = 256, j["max_seq_len"] = 1 << 20, j["vocab_size"] = 1 << 20;
+  CHECK_THROWS_WITH_AS(ModelConfig::from_json(j), Contains("parameters"), Error);
   j = c.to_json();
   j["kind"] = "decoder";
   CHECK_THROWS_WITH_AS(ModelConfig::from_json(j), Contains("'kind' expected \"lm\" or \"encoder\""), Error);
   ModelConfig e = tiny_encoder();
   e.num_classes = 1;
-  CHECK_THROWS_WITH_AS(e.validate(), Contains("'num_classes' expected >= 2"), Error);
+  CHECK_THROWS_WITH_AS(e.validate(), Contains("'num_classes' expected in [2, 1048576]"), Error);
 }
 
 TEST_CASE("models: bad token inputs") {

@@ -4,11 +4,13 @@
 // and the program itself exits non-zero with a message (never a crash) on bad flags and files.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <string>
 
@@ -19,6 +21,7 @@
 #include "report.h"
 #include "tests/gpu/gpu.h"
 #include "tests/run_program.h"
+#include "tests/train_fixtures.h"
 #include "trainer.h"
 
 using namespace colt5;
@@ -26,41 +29,6 @@ using namespace colt5::train;
 using doctest::Contains;
 
 namespace {
-
-// A recall run small enough for a few seconds on one core.
-TrainConfig tiny_recall(const std::string& out) {
-  TrainConfig c = preset("recall", false);
-  c.device = "cpu";
-  c.seq_len = 24;
-  c.recall.num_pairs = 2, c.recall.num_keys = 4, c.recall.num_values = 4, c.recall.num_noise = 4;
-  c.model.dim = 16, c.model.depth = 1, c.model.light_window_size = 4;
-  c.model.num_heavy_tokens_q = 4, c.model.num_heavy_tokens_kv = 6, c.model.num_heavy_ff_tokens = 4;
-  c.model.light_heads = 2, c.model.light_dim_head = 8, c.model.heavy_heads = 2, c.model.heavy_dim_head = 8;
-  c.steps = 8, c.batch_size = 8, c.warmup = 2, c.eval_batches = 2;
-  c.out_dir = out;
-  c.derive();
-  return c;
-}
-
-std::string text_file(const std::string& name) {
-  const std::string path = "/tmp/colt5_test_train_" + name;
-  std::ofstream f(path, std::ios::binary);
-  for (int i = 0; i < 300; ++i) f << "the quick brown fox jumps over the lazy dog. ";
-  return path;
-}
-
-TrainConfig tiny_text(const std::string& data) {
-  TrainConfig c = preset("text", false);
-  c.device = "cpu";
-  c.data_path = data;
-  c.seq_len = 32;
-  c.model.dim = 32, c.model.depth = 1, c.model.light_window_size = 8, c.model.heavy_window_size = 8;
-  c.model.num_heavy_tokens_kv = 4, c.model.num_heavy_ff_tokens = 2, c.model.ff_window_size = 8;
-  c.model.light_heads = 2, c.model.light_dim_head = 16, c.model.heavy_heads = 2, c.model.heavy_dim_head = 16;
-  c.steps = 60, c.batch_size = 8, c.warmup = 5, c.lr = 1e-2, c.min_lr = 1e-3;
-  c.derive();
-  return c;
-}
 
 double mean_loss(const std::vector<HistoryRow>& h, size_t begin, size_t end) {
   double s = 0;
@@ -77,6 +45,9 @@ std::vector<char> bytes_of(const Tensor& t) {
 // examples/train and examples/generate; $COLT5_TRAIN_EXE / $COLT5_GENERATE_EXE override the paths.
 using testing::Run;
 using testing::run_program;
+using testing::text_file;
+using testing::tiny_recall;
+using testing::tiny_text;
 Run run_train(const std::string& args) { return run_program("COLT5_TRAIN_EXE", COLT5_TRAIN_EXE, args); }
 Run run_generate(const std::string& args) { return run_program("COLT5_GENERATE_EXE", COLT5_GENERATE_EXE, args); }
 
@@ -146,14 +117,14 @@ TEST_CASE("train: checkpoints from another config, truncated or corrupted are re
     TrainConfig other = c;
     other.model.dim = 32;
     Trainer u(other);
-    CHECK_THROWS_WITH_AS(u.load_checkpoint(path), Contains("comes from another configuration: model setting 'dim'"),
+    CHECK_THROWS_WITH_AS(u.load_checkpoint(path), Contains("comes from another configuration: flag --dim is 32 here but 16"),
                          Error);
   }
   SUBCASE("another optimizer setting") {
     TrainConfig other = c;
     other.lr = 0.5;
     Trainer u(other);
-    CHECK_THROWS_WITH_AS(u.load_checkpoint(path), Contains("setting --lr is 0.5 here"), Error);
+    CHECK_THROWS_WITH_AS(u.load_checkpoint(path), Contains("flag --lr is 0.5 here"), Error);
   }
   SUBCASE("truncated") {
     std::filesystem::resize_file(path, std::filesystem::file_size(path) / 2);
@@ -190,12 +161,36 @@ TEST_CASE("train: settings out of range are rejected naming the flag") {
     edit(c);
     CHECK_THROWS_WITH_AS(Trainer{c}, Contains(what), Error);
   };
-  rejects([](TrainConfig& c) { c.steps = 0; }, "flag --steps: expected >= 1, got 0");
-  rejects([](TrainConfig& c) { c.lr = -1; }, "flag --lr: expected > 0, got -1");
-  rejects([](TrainConfig& c) { c.batch_size = 0; }, "flag --batch-size: expected >= 1, got 0");
-  rejects([](TrainConfig& c) { c.grad_accum = 0; }, "flag --grad-accum: expected >= 1");
+  rejects([](TrainConfig& c) { c.steps = 0; }, "flag --steps: expected in [1, 1099511627776], got 0");
+  rejects([](TrainConfig& c) { c.lr = -1; }, "flag --lr: expected a finite value in (0, 1000], got -1");
+  rejects([](TrainConfig& c) { c.batch_size = 0; }, "flag --batch-size: expected in [1, 65536], got 0");
+  rejects([](TrainConfig& c) { c.grad_accum = 0; }, "flag --grad-accum: expected in [1, 65536]");
   rejects([](TrainConfig& c) { c.beta2 = 1.0; }, "flag --beta2");
-  rejects([](TrainConfig& c) { c.recall.num_pairs = 20; }, "'num_keys' expected >= num_pairs");
+  rejects([](TrainConfig& c) { c.recall.num_pairs = 20; }, "flag --pairs: expected in [1, 4], got 20");
+  // Every flag that sizes memory has a stated limit, checked before anything is allocated.
+  rejects([](TrainConfig& c) { c.seq_len = 10000000; }, "flag --seq-len: expected in [2, 1048576], got 10000000");
+  rejects([](TrainConfig& c) { c.batch_size = 100000000; }, "flag --batch-size: expected in [1, 65536], got 100000000");
+  rejects([](TrainConfig& c) { c.batch_size = 65536, c.seq_len = 1024; },
+          "flags --batch-size and --seq-len: 65536 x 1024 = 67108864 tokens per micro-batch");
+  rejects([](TrainConfig& c) { c.eval_batches = 1 << 20; }, "flag --eval-batches: expected in [1, 65536]");
+  rejects([](TrainConfig& c) { c.model.dim = 1 << 20; }, "flag --dim: expected in [1, 16384]");
+  rejects([](TrainConfig& c) { c.model.depth = 100000; }, "flag --depth: expected in [1, 256]");
+  rejects([](TrainConfig& c) { c.recall.num_values = 1 << 20; }, "flag --values: expected in [2, 65536]");
+  rejects([](TrainConfig& c) { c.model.dim = 16384, c.model.depth = 256; }, "parameters");
+  // Routed-token counts above the sequence would fail deep inside a router: named here.
+  rejects([](TrainConfig& c) { c.model.num_heavy_tokens_q = 1000; }, "flag --heavy-q: expected in [1, 24], got 1000");
+  rejects([](TrainConfig& c) { c.model.num_heavy_tokens_kv = 25; }, "flag --heavy-kv: expected in [1, 24], got 25");
+  rejects([](TrainConfig& c) { c.model.light_window_size = 100; }, "flag --light-window: expected in [2, 24]");
+  // Non-finite numbers: NaN passes every comparison-based check unless finiteness is asked for.
+  const double nan = std::nan(""), inf = std::numeric_limits<double>::infinity();
+  rejects([nan](TrainConfig& c) { c.lr = nan; }, "flag --lr: expected a finite value");
+  rejects([inf](TrainConfig& c) { c.lr = inf; }, "flag --lr: expected a finite value");
+  rejects([nan](TrainConfig& c) { c.min_lr = nan; }, "flag --min-lr");
+  rejects([inf](TrainConfig& c) { c.weight_decay = inf; }, "flag --weight-decay: expected a finite value");
+  rejects([nan](TrainConfig& c) { c.beta1 = nan; }, "flag --beta1: expected a finite value");
+  rejects([inf](TrainConfig& c) { c.clip = inf; }, "flag --clip: expected a finite value");
+  rejects([nan](TrainConfig& c) { c.val_fraction = nan; }, "flag --val-fraction: expected a finite value");
+  rejects([nan](TrainConfig& c) { c.checkpoint_minutes = nan; }, "flag --checkpoint-minutes: expected a finite value");
   rejects([](TrainConfig& c) { c.task = "text", c.data_path = "/nonexistent/x.txt"; }, "cannot open it");
   rejects([](TrainConfig& c) { c.task = "text", c.data_path = "x.txt", c.seq_len = 16, c.model.heavy_window_size = 16; },
           "flag --seq-len: the language model's heavy attention reads from earlier windows");
@@ -248,10 +243,10 @@ TEST_CASE("train program: bad flags and files exit non-zero with a message") {
 
   Run r = run_train("--steps 0");
   CHECK(r.status == 1);
-  CHECK(r.output.find("train: error: flag --steps: expected >= 1, got 0") != std::string::npos);
+  CHECK(r.output.find("train: error: flag --steps: expected in [1, 1099511627776], got 0") != std::string::npos);
   r = run_train("--lr -0.1");
   CHECK(r.status == 1);
-  CHECK(r.output.find("flag --lr: expected > 0") != std::string::npos);
+  CHECK(r.output.find("flag --lr: expected a finite value in (0, 1000], got -0.1") != std::string::npos);
   r = run_train("--batch-size 0");
   CHECK(r.status == 1);
   r = run_train("--steps abc");
@@ -268,6 +263,7 @@ TEST_CASE("train program: bad flags and files exit non-zero with a message") {
 
   // A real (tiny) run, then a resume with a conflicting model flag, then one that continues.
   const std::string out = "/tmp/colt5_test_train_cli";
+  std::filesystem::remove_all(out);  // a new run refuses an --out that holds another run's checkpoint
   const std::string small = "--device cpu --steps 3 --seq-len 24 --pairs 2 --keys 4 --values 4 --dim 16 --depth 1 "
                             "--light-window 4 --heavy-q 4 --heavy-kv 6 --heavy-ff 4 --heads 2 --dim-head 8 "
                             "--heavy-heads 2 --heavy-dim-head 8 --batch-size 4 --eval-batches 1 --out " + out;
@@ -279,7 +275,7 @@ TEST_CASE("train program: bad flags and files exit non-zero with a message") {
   CHECK(std::filesystem::exists(out + "/loss.svg"));
   r = run_train("--resume " + out + "/checkpoint.safetensors --dim 32 --steps 6 --out " + out);
   CHECK(r.status == 1);
-  CHECK(r.output.find("model setting 'dim' is 32 here but 16 in the checkpoint") != std::string::npos);
+  CHECK(r.output.find("flag --dim is 32 here but 16 in the checkpoint") != std::string::npos);
   r = run_train("--resume " + out + "/checkpoint.safetensors --steps 5 --device cpu --out " + out);
   CHECK(r.status == 0);
   CHECK(r.output.find("resumed from") != std::string::npos);
@@ -288,6 +284,7 @@ TEST_CASE("train program: bad flags and files exit non-zero with a message") {
 TEST_CASE("generate: samples from a text checkpoint, reproducibly; refuses other checkpoints") {
   const std::string data = text_file("gen.txt");
   const std::string out = "/tmp/colt5_test_generate";
+  std::filesystem::remove_all(out);
   Run r = run_train("--device cpu --data " + data + " --steps 4 --seq-len 32 --dim 16 --depth 1 --light-window 8 "
                     "--heavy-window 8 --heavy-kv 4 --heavy-ff 2 --ff-window 8 --heads 2 --dim-head 8 --heavy-heads 2 "
                     "--heavy-dim-head 8 --batch-size 4 --eval-batches 1 --out " + out);

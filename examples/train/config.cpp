@@ -1,6 +1,11 @@
 // TrainConfig: presets, derived fields, validation and JSON (see config.h).
 #include "config.h"
 
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <map>
+
 #include "core/error.h"
 #include "nn/json_fields.h"
 
@@ -8,27 +13,64 @@ namespace colt5::train {
 
 namespace {
 
-// A command-line flag's spelling for a field name: "batch_size" -> "--batch-size".
-std::string flag(const std::string& name) {
-  std::string s = "--" + name;
-  for (char& ch : s) if (ch == '_') ch = '-';
-  return s;
+// Settings whose flag is not "--" + the name with '-' for '_' (model settings are "model.<name>").
+const std::map<std::string, std::string>& renamed_flags() {
+  static const std::map<std::string, std::string> m = {
+      {"data_path", "--data"}, {"num_pairs", "--pairs"}, {"num_keys", "--keys"}, {"num_values", "--values"},
+      {"num_noise", "--noise"}, {"out_dir", "--out"}, {"data_size", ""}, {"data_hash", ""},
+      {"model.dim", "--dim"}, {"model.depth", "--depth"}, {"model.light_window_size", "--light-window"},
+      {"model.heavy_window_size", "--heavy-window"}, {"model.num_heavy_tokens_q", "--heavy-q"},
+      {"model.num_heavy_tokens_kv", "--heavy-kv"}, {"model.num_heavy_ff_tokens", "--heavy-ff"},
+      {"model.ff_window_size", "--ff-window"}, {"model.light_heads", "--heads"}, {"model.heavy_heads", "--heavy-heads"},
+      {"model.light_dim_head", "--dim-head"}, {"model.heavy_dim_head", "--heavy-dim-head"}};
+  return m;
 }
 
-void check_min(int64_t v, int64_t lo, const char* name) {
-  COLT5_CHECK(v >= lo, "flag ", flag(name), ": expected >= ", lo, ", got ", v);
+// "flag --batch-size" or, for a setting without a flag, "setting 'model.vocab_size'".
+std::string setting(const std::string& field) {
+  const std::string f = flag_of(field);
+  return f.empty() ? "setting '" + field + "'" : "flag " + f;
+}
+
+void check_range(int64_t v, int64_t lo, int64_t hi, const std::string& field) {
+  COLT5_CHECK(v >= lo && v <= hi, setting(field), ": expected ", hi == INT64_MAX ? str(">= ", lo) : str("in [", lo, ", ", hi, "]"),
+              ", got ", v);
+}
+void check_min(int64_t v, int64_t lo, const std::string& field) { check_range(v, lo, INT64_MAX, field); }
+
+// A real-valued flag: finite, and lo <= v <= hi (lo < v with lo_open).
+void check_real(double v, double lo, double hi, bool lo_open, bool hi_open, const std::string& field) {
+  const bool ok = std::isfinite(v) && (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);
+  COLT5_CHECK(ok, setting(field), ": expected a finite value in ", lo_open ? "(" : "[", lo, ", ", hi, hi_open ? ")" : "]",
+              ", got ", v);
 }
 
 }  // namespace
 
+std::string flag_of(const std::string& field) {
+  const auto& m = renamed_flags();
+  if (auto it = m.find(field); it != m.end()) return it->second;
+  if (field.rfind("model.", 0) == 0) return "";  // the model settings without a flag (vocab_size, ...)
+  std::string s = "--" + field;
+  for (char& ch : s) if (ch == '_') ch = '-';
+  return s;
+}
+
+std::string data_fingerprint(std::string_view bytes) {
+  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a, 64-bit: offset basis and prime
+  for (unsigned char c : bytes) h = (h ^ c) * 0x100000001b3ull;
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
 void TrainConfig::derive() {
   recall.seq_len = seq_len;
   model.max_seq_len = seq_len;
-  if (task == "recall") {
-    const nn::RecallTask t(recall);
+  if (task == "recall") {  // derived before validate(), so from the options alone
     model.kind = "encoder";
-    model.vocab_size = t.vocab_size();
-    model.num_classes = t.num_classes();
+    model.vocab_size = nn::RecallTask::vocab_size(recall);
+    model.num_classes = nn::RecallTask::num_classes(recall);
     model.pool = "last";
   } else {
     model.kind = "lm";
@@ -38,30 +80,63 @@ void TrainConfig::derive() {
 }
 
 void TrainConfig::validate() const {
+  using L = TrainLimits;
   COLT5_CHECK(task == "recall" || task == "text", "flag --task: expected \"recall\" or \"text\", got \"", task, "\"");
   COLT5_CHECK(task != "text" || !data_path.empty(), "flag --data: the text task needs a data file");
-  check_min(seq_len, 2, "seq_len");
-  check_min(steps, 1, "steps");
-  check_min(batch_size, 1, "batch_size");
-  check_min(grad_accum, 1, "grad_accum");
-  COLT5_CHECK(lr > 0, "flag --lr: expected > 0, got ", lr);
-  COLT5_CHECK(min_lr >= 0 && min_lr <= lr, "flag --min-lr: expected in [0, lr = ", lr, "], got ", min_lr);
-  check_min(warmup, 0, "warmup");
-  COLT5_CHECK(weight_decay >= 0, "flag --weight-decay: expected >= 0, got ", weight_decay);
-  COLT5_CHECK(beta1 >= 0 && beta1 < 1, "flag --beta1: expected in [0, 1), got ", beta1);
-  COLT5_CHECK(beta2 >= 0 && beta2 < 1, "flag --beta2: expected in [0, 1), got ", beta2);
-  COLT5_CHECK(clip >= 0, "flag --clip: expected >= 0 (0 = off), got ", clip);
+  check_range(seq_len, 2, L::kSeqLen, "seq_len");
+  check_range(steps, 1, L::kSteps, "steps");
+  check_range(batch_size, 1, L::kBatch, "batch_size");
+  COLT5_CHECK(batch_size * seq_len <= L::kTokens, "flags --batch-size and --seq-len: ", batch_size, " x ", seq_len,
+              " = ", batch_size * seq_len, " tokens per micro-batch, more than the limit of ", L::kTokens,
+              " (use --grad-accum for a larger effective batch)");
+  check_range(grad_accum, 1, L::kGradAccum, "grad_accum");
+  check_real(lr, 0, 1e3, true, false, "lr");
+  COLT5_CHECK(std::isfinite(min_lr) && min_lr >= 0 && min_lr <= lr, "flag --min-lr: expected in [0, lr = ", lr,
+              "], got ", min_lr);
+  check_range(warmup, 0, L::kSteps, "warmup");
+  check_real(weight_decay, 0, 1e3, false, false, "weight_decay");
+  check_real(beta1, 0, 1, false, true, "beta1");
+  check_real(beta2, 0, 1, false, true, "beta2");
+  check_real(clip, 0, 1e12, false, false, "clip");
+  check_real(val_fraction, 0, 1, true, true, "val_fraction");
   COLT5_CHECK(device == "auto" || device == "cpu" || device == "cuda", "flag --device: expected auto, cpu or cuda, got \"",
               device, "\"");
   COLT5_CHECK(!out_dir.empty(), "flag --out: expected a directory, got an empty string");
   check_min(eval_every, 0, "eval_every");
-  check_min(eval_batches, 1, "eval_batches");
+  check_range(eval_batches, 1, L::kEvalBatches, "eval_batches");
   check_min(checkpoint_every, 0, "checkpoint_every");
+  check_real(checkpoint_minutes, 0, 1e9, false, false, "checkpoint_minutes");
   check_min(log_every, 0, "log_every");
-  if (task == "recall") nn::RecallTask{recall};  // throws naming the option
-  COLT5_CHECK(task != "text" || seq_len > model.heavy_window_size, "flag --seq-len: the language model's heavy ",
-              "attention reads from earlier windows of --heavy-window = ", model.heavy_window_size,
-              " tokens, so --seq-len must be larger than that; got ", seq_len);
+  check_min(data_size, 0, "data_size");
+  if (task == "recall") {
+    check_range(recall.num_keys, 1, L::kRecallVocab, "num_keys");
+    check_range(recall.num_values, 2, L::kRecallVocab, "num_values");
+    check_range(recall.num_noise, 1, L::kRecallVocab, "num_noise");
+    check_range(recall.num_pairs, 1, recall.num_keys, "num_pairs");
+    COLT5_CHECK(seq_len >= 2 * recall.num_pairs + 2, "flag --seq-len: ", recall.num_pairs, " pairs and the question need ",
+                2 * recall.num_pairs + 2, " tokens, got ", seq_len);
+    nn::RecallTask{recall};  // anything else it checks
+  }
+  // The model settings that have flags, in the flags' words; the rest by ModelConfig::validate.
+  const auto& m = model;
+  check_range(m.dim, 1, nn::ModelLimits::kDim, "model.dim");
+  check_range(m.depth, 1, nn::ModelLimits::kDepth, "model.depth");
+  check_range(m.light_heads, 1, nn::ModelLimits::kHeads, "model.light_heads");
+  check_range(m.heavy_heads, 1, nn::ModelLimits::kHeads, "model.heavy_heads");
+  check_range(m.light_dim_head, 1, nn::ModelLimits::kDimHead, "model.light_dim_head");
+  check_range(m.heavy_dim_head, 1, nn::ModelLimits::kDimHead, "model.heavy_dim_head");
+  check_range(m.light_window_size, task == "recall" ? 2 : 1, seq_len, "model.light_window_size");
+  check_range(m.num_heavy_tokens_kv, 1, seq_len, "model.num_heavy_tokens_kv");
+  check_range(m.num_heavy_ff_tokens, 1, seq_len, "model.num_heavy_ff_tokens");
+  if (task == "recall") {
+    check_range(m.num_heavy_tokens_q, 1, seq_len, "model.num_heavy_tokens_q");
+  } else {
+    check_range(m.ff_window_size, 1, seq_len, "model.ff_window_size");
+    COLT5_CHECK(seq_len > m.heavy_window_size, "flag --seq-len: the language model's heavy attention reads from ",
+                "earlier windows of --heavy-window = ", m.heavy_window_size,
+                " tokens, so --seq-len must be larger than that; got ", seq_len);
+    check_range(m.heavy_window_size, 1, seq_len - 1, "model.heavy_window_size");
+  }
   model.validate();
 }
 
@@ -87,8 +162,9 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
 std::string TrainConfig::resume_mismatch(const TrainConfig& ck) const {
   // Settings that may differ: how long to run (the schedule follows the new total), where, and
   // how often to log, evaluate and save.
+  // data_path may change too: the file is identified by data_size and data_hash, which must agree.
   static const char* free_fields[] = {"steps", "device", "out_dir", "eval_every", "eval_batches", "checkpoint_every",
-                                      "log_every"};
+                                      "checkpoint_minutes", "log_every", "data_path"};
   nlohmann::json a = to_json(), b = ck.to_json();
   for (const char* k : free_fields) a.erase(k), b.erase(k);
   for (auto it = b.begin(); it != b.end(); ++it) {
@@ -96,10 +172,9 @@ std::string TrainConfig::resume_mismatch(const TrainConfig& ck) const {
     if (it.key() == "model")
       for (auto m = it->begin(); m != it->end(); ++m)
         if (a["model"].at(m.key()) != m.value())
-          return "model setting '" + m.key() + "' is " + a["model"].at(m.key()).dump() + " here but " + m->dump() +
+          return setting("model." + m.key()) + " is " + a["model"].at(m.key()).dump() + " here but " + m->dump() +
                  " in the checkpoint";
-    return "setting " + flag(it.key()) + " is " + a.at(it.key()).dump() + " here but " + it->dump() +
-           " in the checkpoint";
+    return setting(it.key()) + " is " + a.at(it.key()).dump() + " here but " + it->dump() + " in the checkpoint";
   }
   return "";
 }

@@ -6,11 +6,16 @@
 //   build/examples/train --help                 every flag
 //
 // Writes to --out (default runs/colt5): checkpoint.safetensors (model, optimizer state, config,
-// step and history; saved every --checkpoint-every steps and at the end), loss.csv and loss.svg.
+// step and history; saved every --checkpoint-every steps, every --checkpoint-minutes (5) of wall
+// time, at the end, and on Ctrl-C / SIGTERM after the step in progress), loss.csv and loss.svg.
+// One train at a time per --out (a lock file), and a new run does not replace another run's
+// checkpoint unless --overwrite is given.
 // At the end it evaluates the same model with its heavy branches switched off, so the effect
 // of routing is visible next to the routed accuracy (or loss).
 #include <unistd.h>
 
+#include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -20,6 +25,7 @@
 #include "core/backend.h"
 #include "core/format.h"
 #include "report.h"
+#include "run_guard.h"
 #include "trainer.h"
 
 using namespace colt5;
@@ -33,7 +39,7 @@ const char* const kAbout =
     "CPU configuration of about two minutes. --data FILE trains a byte-level language model.";
 
 // The flags, bound to `c`. Only the flags given on the command line change `c`.
-void add_flags(CLI::App& app, TrainConfig& c, std::string& resume, bool& quiet_bar) {
+void add_flags(CLI::App& app, TrainConfig& c, std::string& resume, bool& quiet_bar, bool& overwrite) {
   app.add_option("--task", c.task, "recall (synthetic associative recall, encoder + classifier) or text (LM)")
       ->check(CLI::IsMember({"recall", "text"}));
   app.add_option("--data", c.data_path, "train a byte-level language model on this text file (implies --task text)");
@@ -71,10 +77,13 @@ void add_flags(CLI::App& app, TrainConfig& c, std::string& resume, bool& quiet_b
   app.add_option("--out", c.out_dir, "output directory (checkpoint.safetensors, loss.csv, loss.svg)");
   app.add_option("--eval-every", c.eval_every, "evaluate every N steps (0 = only at the end)");
   app.add_option("--eval-batches", c.eval_batches, "validation batches per evaluation");
-  app.add_option("--checkpoint-every", c.checkpoint_every, "save a checkpoint every N steps (0 = only at the end)");
+  app.add_option("--checkpoint-every", c.checkpoint_every, "save a checkpoint every N steps (0 = by time only)");
+  app.add_option("--checkpoint-minutes", c.checkpoint_minutes,
+                 "also save when this many minutes have passed since the last save (0 = off)");
   app.add_option("--log-every", c.log_every, "without a terminal: a progress line every N steps (0 = about 100 lines)");
   app.add_option("--resume", resume, "continue from a checkpoint (model, task and optimizer settings come from it)");
   app.add_flag("--no-bar", quiet_bar, "plain progress lines even on a terminal");
+  app.add_flag("--overwrite", overwrite, "start a new run in an --out that holds another run's checkpoint (replacing it)");
 }
 
 std::string eval_text(const EvalResult& r) {
@@ -88,10 +97,11 @@ int run(int argc, char** argv) {
   // Pass 1: the flags over the preset of the chosen task and device.
   TrainConfig probe;
   std::string resume;
-  bool no_bar = false;
+  bool no_bar = false, overwrite = false;
   {
     CLI::App app{kAbout};
-    add_flags(app, probe, resume, no_bar);
+    app.failure_message(CLI::FailureMessage::help);  // a bad flag prints the usage
+    add_flags(app, probe, resume, no_bar, overwrite);
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -106,7 +116,7 @@ int run(int argc, char** argv) {
   // Pass 2: the same flags over the preset (or the checkpoint's config): given flags win.
   {
     CLI::App app{kAbout};
-    add_flags(app, cfg, resume, no_bar);
+    add_flags(app, cfg, resume, no_bar, overwrite);
     app.parse(argc, argv);  // parsed once already: cannot fail differently
   }
   if (!cfg.data_path.empty()) cfg.task = "text";
@@ -118,14 +128,30 @@ int run(int argc, char** argv) {
                 "settings of its checkpoint (only --steps, --device, --out and the logging flags may change)");
   }
 
+  if (!resume.empty() && cfg.task == "text" && !std::filesystem::exists(cfg.data_path))
+    fail(str("flag --resume: the checkpoint's data file '", cfg.data_path, "' is not there any more; give --data FILE ",
+             "with the same contents (", cfg.data_size, " bytes, hash ", cfg.data_hash, ")"));
+
+  // Absolute, like the data path, so that a resumed run writes where the run was, wherever it is
+  // started from.
+  cfg.out_dir = std::filesystem::absolute(cfg.out_dir).lexically_normal().string();
   Trainer t(cfg);
   if (!resume.empty()) {
     t.load_checkpoint(resume);
     COLT5_CHECK(t.step() < cfg.steps, "flag --steps: the checkpoint has done ", t.step(), " steps already; give --steps > ",
                 t.step(), " to continue");
   }
-  std::filesystem::create_directories(cfg.out_dir);
+  // One run per output folder (taken once the data and the model are known to be usable, so that
+  // a run refused for them leaves no folder behind), and never over another run's checkpoint
+  // without being asked.
+  const OutDirLock lock(cfg.out_dir);
   const std::string ckpt = cfg.out_dir + "/checkpoint.safetensors";
+  std::error_code ec;
+  const bool resuming_here = !resume.empty() && std::filesystem::equivalent(resume, ckpt, ec);
+  if (std::filesystem::exists(ckpt) && !resuming_here && !overwrite)
+    fail(str("flag --out: '", cfg.out_dir, "' already holds a run's checkpoint (", ckpt, "); continue it with --resume ",
+             ckpt, ", replace it with --overwrite, or give another --out"));
+
   const bool on_gpu = t.device().type == DeviceType::CUDA;
 
   const auto& m = cfg.model;
@@ -151,20 +177,37 @@ int run(int argc, char** argv) {
 
   const bool live = !no_bar && isatty(fileno(stdout));
   Progress progress(stdout, cfg.steps, live, cfg.log_every, on_gpu);
+  using Clock = std::chrono::steady_clock;
+  auto last_save = Clock::now();
+  auto save = [&] {
+    t.save_checkpoint(ckpt);  // each file is written to a temporary and renamed into place
+    write_history_csv(cfg.out_dir + "/loss.csv", t.history());
+    write_history_svg(cfg.out_dir + "/loss.svg", t.history(), "colt5 " + cfg.task + ": loss", t.chance());
+    last_save = Clock::now();
+  };
+  const StopSignals stop;  // Ctrl-C: finish the step, save, exit
   while (t.step() < cfg.steps) {
     const StepStats s = t.train_step();
     progress.update(s, on_gpu ? max_memory_allocated(t.device()) : 0);
     const bool last = t.step() == cfg.steps;
-    if ((cfg.eval_every > 0 && t.step() % cfg.eval_every == 0) || last) {
+    if (((cfg.eval_every > 0 && t.step() % cfg.eval_every == 0) || last) && !StopSignals::requested()) {
       const EvalResult r = t.evaluate();
       t.history().back().val_loss = r.loss;
       t.history().back().val_accuracy = r.accuracy;
       progress.message(fmt::format("eval step {}: {}", t.step(), eval_text(r)));
     }
-    if ((cfg.checkpoint_every > 0 && t.step() % cfg.checkpoint_every == 0) || last) {
-      t.save_checkpoint(ckpt);
-      write_history_csv(cfg.out_dir + "/loss.csv", t.history());
-      write_history_svg(cfg.out_dir + "/loss.svg", t.history(), "colt5 " + cfg.task + ": loss", t.chance());
+    const double minutes = std::chrono::duration<double>(Clock::now() - last_save).count() / 60;
+    if ((cfg.checkpoint_every > 0 && t.step() % cfg.checkpoint_every == 0) || last || StopSignals::requested() ||
+        (cfg.checkpoint_minutes > 0 && minutes >= cfg.checkpoint_minutes))
+      save();
+    if (const int sig = StopSignals::requested()) {
+      progress.finish();
+      std::fflush(stdout);
+      std::fprintf(stderr, "train: stopped by %s at step %lld of %lld; the checkpoint %s is complete.\n"
+                           "  continue with: %s --resume %s\n",
+                   sig == SIGINT ? "SIGINT (Ctrl-C)" : "SIGTERM", static_cast<long long>(t.step()),
+                   static_cast<long long>(cfg.steps), ckpt.c_str(), argv[0], ckpt.c_str());
+      return 128 + sig;
     }
   }
   progress.finish();
@@ -172,12 +215,17 @@ int run(int argc, char** argv) {
   // The ablation: the same weights, heavy branches off.
   const int64_t final_batches = std::max<int64_t>(cfg.eval_batches, 16);
   const EvalResult routed = t.evaluate(true, final_batches);
+  if (const int sig = StopSignals::requested()) {  // the checkpoint of the last step is written
+    std::fprintf(stderr, "train: stopped during the final evaluation; the checkpoint %s is complete\n", ckpt.c_str());
+    return 128 + sig;
+  }
   const EvalResult light = t.evaluate(false, final_batches);
   fmt::print("\nfinal evaluation ({} validation sequences):\n", routed.samples);
   fmt::print("  routed (light + heavy)  {}\n", eval_text(routed));
   fmt::print("  heavy branch off        {}\n", eval_text(light));
   if (routed.accuracy) fmt::print("  chance                  accuracy {:.1f}%\n", 100 * t.chance());
-  fmt::print("wrote {}, {}/loss.csv, {}/loss.svg\n", ckpt, cfg.out_dir, cfg.out_dir);
+  const std::string shown = std::filesystem::path(cfg.out_dir).lexically_proximate(std::filesystem::current_path()).string();
+  fmt::print("wrote {}/checkpoint.safetensors, {}/loss.csv, {}/loss.svg\n", shown, shown, shown);
   return 0;
 }
 

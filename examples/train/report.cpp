@@ -3,6 +3,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <new>
+#include <string>
 
 #include "core/error.h"
 #include "core/format.h"
@@ -19,14 +22,24 @@ std::string format_duration(double s) {
 }
 
 int guarded_main(const char* program, int (*run)(int, char**), int argc, char** argv) {
+  // What a failed allocation means for the user: which memory, and which flags size it.
+  auto oom_hint = [&](bool gpu) {
+    std::fprintf(stderr, "%s: the model and batch do not fit in %s: lower --batch-size (and use --grad-accum for the "
+                         "same effective batch), --seq-len, --dim or --depth\n",
+                 program, gpu ? "the GPU's memory" : "the host's memory");
+  };
   try {
     return run(argc, argv);
+  } catch (const std::bad_alloc&) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "\n%s: error: out of host memory\n", program);
+    oom_hint(false);
+    return 1;
   } catch (const std::exception& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "\n%s: error: %s\n", program, e.what());
-    if (std::string(e.what()).find("out of memory") != std::string::npos)
-      std::fprintf(stderr, "%s: the model and batch do not fit on the GPU: lower --batch-size (and use "
-                           "--grad-accum for the same effective batch), --seq-len or --dim\n", program);
+    const std::string what = e.what();
+    if (what.find("out of memory") != std::string::npos) oom_hint(what.find("cuda:") != std::string::npos);
     return 1;
   }
 }

@@ -3,10 +3,12 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <limits>
 
 #include "autograd/ops.h"
 #include "core/backend.h"
+#include "nn/json_read.h"
 #include "nn/safetensors.h"
 
 namespace colt5::train {
@@ -29,7 +31,18 @@ Trainer::Trainer(const TrainConfig& cfg) : cfg_(cfg), device_(kCPU) {
   if (cfg_.task == "recall") {
     recall_.emplace(cfg_.recall);
   } else {
+    // Stored absolute, so that a checkpoint resumes from any working directory.
+    cfg_.data_path = std::filesystem::absolute(cfg_.data_path).lexically_normal().string();
     text_.emplace(nn::TextDataset::from_file(cfg_.data_path, cfg_.seq_len, cfg_.val_fraction));
+    const int64_t size = static_cast<int64_t>(text_->bytes().size());
+    const std::string hash = data_fingerprint(text_->bytes());
+    if (cfg_.data_size == 0 && cfg_.data_hash.empty()) {  // a new run: remember what it trains on
+      cfg_.data_size = size;
+      cfg_.data_hash = hash;
+    }
+    COLT5_CHECK(size == cfg_.data_size && hash == cfg_.data_hash, "flag --data: '", cfg_.data_path, "' (", size,
+                " bytes, hash ", hash, ") is not the file this run was trained on (", cfg_.data_size, " bytes, hash ",
+                cfg_.data_hash, ")");
   }
   Generator gen(cfg_.seed);
   model_ = nn::make_model(cfg_.model, &gen);
@@ -122,10 +135,20 @@ nlohmann::json history_to_json(const std::vector<HistoryRow>& h) {
 }
 
 std::vector<HistoryRow> history_from_json(const nlohmann::json& rows, const std::string& path) {
-  COLT5_CHECK(rows.is_array(), "checkpoint '", path, "': colt5.history is not a JSON array");
+  COLT5_CHECK(rows.is_array(), "checkpoint '", path, "': metadata entry 'colt5.history' is not a JSON array");
   std::vector<HistoryRow> h;
-  for (const auto& r : rows) {
-    COLT5_CHECK(r.is_array() && r.size() == 6, "checkpoint '", path, "': a colt5.history row is not 6 values");
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const nlohmann::json& r = rows[i];
+    auto bad = [&](const char* what) {
+      fail(str("checkpoint '", path, "': metadata entry 'colt5.history', row ", i, ": ", what, " (got ",
+               nn::json_excerpt(r), ")"));
+    };
+    if (!r.is_array() || r.size() != 6) bad("expected 6 values [step, loss, grad_norm, lr, val_loss, val_accuracy]");
+    if (!r[0].is_number_integer()) bad("the step is not an integer");
+    for (size_t k = 1; k < 4; ++k)
+      if (!r[k].is_number()) bad("loss, grad_norm and lr must be numbers");
+    for (size_t k = 4; k < 6; ++k)
+      if (!r[k].is_null() && !r[k].is_number()) bad("val_loss and val_accuracy must be numbers or null");
     HistoryRow row;
     row.step = r[0].get<int64_t>(), row.train_loss = r[1].get<double>(), row.grad_norm = r[2].get<double>();
     row.lr = r[3].get<double>();
@@ -145,11 +168,62 @@ const std::string& meta(const nn::Metadata& m, const std::string& key, const std
 }
 
 nlohmann::json parse_json(const std::string& text, const std::string& key, const std::string& path) {
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    fail(str("checkpoint '", path, "': metadata entry '", key, "' is not valid JSON: ", e.what()));
+  return nn::parse_json_untrusted(text, str("checkpoint '", path, "': metadata entry '", key, "'"));
+}
+
+// Every floating tensor of `sd` (names under `prefix`) holds finite numbers: a checkpoint with a
+// NaN or an infinity in it would train or generate garbage without a word.
+void check_finite(const nn::StateDict& sd, const std::string& prefix, const std::string& path) {
+  for (const auto& [name, t] : sd) {
+    if (!is_floating(t.dtype())) continue;
+    const Tensor c = t.to(kCPU).to(DType::Float64).contiguous();
+    const double* v = c.data_ptr<double>();
+    for (int64_t i = 0, n = c.numel(); i < n; ++i)
+      COLT5_CHECK(std::isfinite(v[i]), "checkpoint '", path, "': tensor '", prefix, name, "' holds ", v[i],
+                  " at element ", i, " (a run that diverged? only finite weights can be used)");
   }
+}
+
+// AdamW's state as Trainer writes it: "step" (= colt5.step), and for each parameter that has been
+// updated, all of "state.<i>.step" (in [1, step]), ".exp_avg" and ".exp_avg_sq" (>= 0); a
+// parameter that never had a gradient (the LM's query router, which it never uses) has none.
+// `count` is the number of optim.* tensors the writer recorded (colt5.optim_tensors), so that a
+// file missing a whole parameter's state is caught too; files written before that entry existed
+// give -1 and are held to the rest. A checkpoint that fails this would resume with fresh moments
+// and a reset bias correction: a different run, silently.
+void check_optimizer_state(const nn::StateDict& st, int64_t step, size_t num_params, int64_t count,
+                           const std::string& path) {
+  auto scalar = [&](const std::string& name) {
+    auto it = st.find(name);
+    COLT5_CHECK(it != st.end(), "checkpoint '", path, "': optimizer state 'optim.", name, "' is missing (the file has ",
+                "the model but not the AdamW state it needs to resume; it cannot continue this run)");
+    COLT5_CHECK(it->second.numel() == 1 && it->second.dtype() == DType::Int64, "checkpoint '", path, "': 'optim.", name,
+                "' expected one int64, got ", dtype_name(it->second.dtype()), " ", it->second.shape());
+    return it->second.item<int64_t>();
+  };
+  const int64_t opt_steps = scalar("step");
+  COLT5_CHECK(opt_steps == step, "checkpoint '", path, "': 'optim.step' is ", opt_steps, " but colt5.step is ", step);
+  size_t updated = 0;
+  for (size_t i = 0; i < num_params; ++i) {
+    const std::string p = str("state.", i, ".");
+    const int have = int(st.count(p + "step")) + int(st.count(p + "exp_avg")) + int(st.count(p + "exp_avg_sq"));
+    if (have == 0) continue;
+    for (const char* key : {"step", "exp_avg", "exp_avg_sq"})
+      COLT5_CHECK(st.count(p + key), "checkpoint '", path, "': optimizer state 'optim.", p, key, "' is missing");
+    const int64_t s = scalar(p + "step");
+    COLT5_CHECK(s >= 1 && s <= step, "checkpoint '", path, "': 'optim.", p, "step' is ", s, ", expected in [1, ", step,
+                "]");
+    const Tensor v = st.at(p + "exp_avg_sq").to(DType::Float64).contiguous();
+    const double* q = v.data_ptr<double>();
+    for (int64_t k = 0, n = v.numel(); k < n; ++k)
+      COLT5_CHECK(q[k] >= 0, "checkpoint '", path, "': 'optim.", p, "exp_avg_sq' holds ", q[k], " at element ", k,
+                  " (a second moment is never negative)");
+    ++updated;
+  }
+  COLT5_CHECK(step == 0 || updated > 0, "checkpoint '", path, "': ", step, " steps done but no parameter has AdamW ",
+              "state (optimizer state is missing)");
+  COLT5_CHECK(count < 0 || count == static_cast<int64_t>(st.size()), "checkpoint '", path, "': it holds ", st.size(),
+              " optimizer state tensors, but was written with ", count, " (optimizer state is missing)");
 }
 
 void check_format(const nn::Metadata& m, const std::string& path) {
@@ -159,10 +233,11 @@ void check_format(const nn::Metadata& m, const std::string& path) {
 
 TrainConfig config_from_metadata(const nn::Metadata& m, const std::string& path) {
   check_format(m, path);
+  const nlohmann::json j = parse_json(meta(m, "colt5.config", path), "colt5.config", path);
   try {
-    return TrainConfig::from_json(parse_json(meta(m, "colt5.config", path), "colt5.config", path));
+    return TrainConfig::from_json(j);  // every value range-checked before any allocation
   } catch (const Error& e) {
-    fail(str("checkpoint '", path, "': its config is not usable: ", e.what()));
+    fail(str("checkpoint '", path, "': metadata entry 'colt5.config' is not usable: ", e.what()));
   }
 }
 
@@ -177,6 +252,7 @@ void Trainer::save_checkpoint(const std::string& path) const {
   m["colt5.config"] = cfg_.to_json().dump();
   m["colt5.step"] = std::to_string(step_);
   m["colt5.history"] = history_to_json(history_).dump();
+  m["colt5.optim_tensors"] = std::to_string(opt_->state().size());  // lets a reader see state gone missing
   nn::write_safetensors(path, sd, m);
 }
 
@@ -187,9 +263,11 @@ TrainConfig Trainer::read_checkpoint_config(const std::string& path) {
 std::unique_ptr<nn::Model> Trainer::load_model(const std::string& path, Device device, TrainConfig* config) {
   nn::SafetensorsFile f = nn::read_safetensors(path);
   const TrainConfig ck = config_from_metadata(f.metadata, path);
+  const nn::StateDict model_sd = nn::select_prefix(f.tensors, "model.");
+  check_finite(model_sd, "model.", path);
   auto model = nn::make_model(ck.model);
   try {
-    model->load_state_dict(nn::select_prefix(f.tensors, "model."), true);
+    model->load_state_dict(model_sd, true);
   } catch (const Error& e) {
     fail(str("checkpoint '", path, "' does not fit its own config: ", e.what()));
   }
@@ -203,13 +281,10 @@ void Trainer::load_checkpoint(const std::string& path) {
   const TrainConfig ck = config_from_metadata(f.metadata, path);
   const std::string diff = cfg_.resume_mismatch(ck);
   COLT5_CHECK(diff.empty(), "checkpoint '", path, "' comes from another configuration: ", diff);
-  const std::string& step_text = meta(f.metadata, "colt5.step", path);
-  int64_t step = -1;
-  try {
-    step = std::stoll(step_text);
-  } catch (const std::exception&) {
-  }
-  COLT5_CHECK(step >= 0, "checkpoint '", path, "': colt5.step '", step_text, "' is not a step count");
+  const int64_t step =
+      nn::parse_int64_strict(meta(f.metadata, "colt5.step", path), str("checkpoint '", path, "': metadata entry 'colt5.step'"));
+  COLT5_CHECK(step >= 0 && step <= TrainLimits::kSteps, "checkpoint '", path, "': metadata entry 'colt5.step' is ", step,
+              ", expected in [0, ", TrainLimits::kSteps, "]");
   std::vector<HistoryRow> hist =
       history_from_json(parse_json(meta(f.metadata, "colt5.history", path), "colt5.history", path), path);
 
@@ -217,6 +292,16 @@ void Trainer::load_checkpoint(const std::string& path) {
   nn::StateDict optim_sd = nn::select_prefix(f.tensors, "optim.");
   COLT5_CHECK(model_sd.size() + optim_sd.size() == f.tensors.size(), "checkpoint '", path,
               "': tensors other than model.* and optim.*");
+  check_finite(model_sd, "model.", path);
+  check_finite(optim_sd, "optim.", path);
+  const auto count_it = f.metadata.find("colt5.optim_tensors");
+  const int64_t count = count_it == f.metadata.end()
+                            ? -1
+                            : nn::parse_int64_strict(count_it->second, str("checkpoint '", path,
+                                                                            "': metadata entry 'colt5.optim_tensors'"));
+  check_optimizer_state(optim_sd, step, model_->parameters().size(), count, path);
+  COLT5_CHECK(hist.size() == static_cast<size_t>(step), "checkpoint '", path, "': metadata entry 'colt5.history' has ",
+              hist.size(), " rows for ", step, " steps");
   try {
     model_->load_state_dict(model_sd, true);
     nn::NamedTensors st(optim_sd.begin(), optim_sd.end());

@@ -17,6 +17,10 @@
 //   colt5.config  the TrainConfig as JSON (model config included)
 //   colt5.step    steps done
 //   colt5.history the history rows as JSON
+//   colt5.optim_tensors  the number of optim.* tensors (a reader checks that none went missing)
+// Reading one is reading untrusted input: the config is range-checked before anything is built
+// (nn::ModelLimits, TrainLimits), the metadata parsed strictly (nn/json_read.h), every tensor
+// must be finite, and a resume needs the complete AdamW state.
 #pragma once
 
 #include <cstdint>

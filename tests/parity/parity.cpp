@@ -23,6 +23,7 @@
 #include "autograd/ops/coor_descent.h"
 #include "autograd/ops/sinkhorn.h"
 #include "nn/attention.h"
+#include "nn/json_read.h"
 #include "nn/layers.h"
 #include "nn/local_attention.h"
 #include "nn/routed.h"
@@ -46,7 +47,7 @@ bool starts_with(const std::string& s, const std::string& prefix) {
 class Config {
 public:
   Config(const json& j, std::string where) : j_(j), where_(std::move(where)) {
-    COLT5_CHECK(j_.is_object(), where_, ": expected a JSON object, got ", j_.dump());
+    COLT5_CHECK(j_.is_object(), where_, ": expected a JSON object, got ", nn::json_excerpt(j_));
   }
 
   bool has(const std::string& k) const { return j_.contains(k) && !j_.at(k).is_null(); }
@@ -63,26 +64,26 @@ public:
         v = p->get<int64_t>();
       } else {
         COLT5_CHECK(p->is_number_float() && std::floor(p->get<double>()) == p->get<double>(), where_, ": key '", k,
-                    "' expected an integer, got ", p->dump());
+                    "' expected an integer, got ", nn::json_excerpt(*p));
         v = int64_t(p->get<double>());
       }
     }
   }
   void read(const std::string& k, double& v) {
     if (const json* p = raw(k)) {
-      COLT5_CHECK(p->is_number(), where_, ": key '", k, "' expected a number, got ", p->dump());
+      COLT5_CHECK(p->is_number(), where_, ": key '", k, "' expected a number, got ", nn::json_excerpt(*p));
       v = p->get<double>();
     }
   }
   void read(const std::string& k, bool& v) {
     if (const json* p = raw(k)) {
-      COLT5_CHECK(p->is_boolean(), where_, ": key '", k, "' expected true or false, got ", p->dump());
+      COLT5_CHECK(p->is_boolean(), where_, ": key '", k, "' expected true or false, got ", nn::json_excerpt(*p));
       v = p->get<bool>();
     }
   }
   void read(const std::string& k, std::string& v) {
     if (const json* p = raw(k)) {
-      COLT5_CHECK(p->is_string(), where_, ": key '", k, "' expected a string, got ", p->dump());
+      COLT5_CHECK(p->is_string(), where_, ": key '", k, "' expected a string, got ", nn::json_excerpt(*p));
       v = p->get<std::string>();
     }
   }
@@ -106,7 +107,7 @@ public:
   // A nested object (nullptr when absent).
   const json* object(const std::string& k) {
     const json* p = raw(k);
-    if (p) COLT5_CHECK(p->is_object(), where_, ": key '", k, "' expected a JSON object, got ", p->dump());
+    if (p) COLT5_CHECK(p->is_object(), where_, ": key '", k, "' expected a JSON object, got ", nn::json_excerpt(*p));
     return p;
   }
 
@@ -559,12 +560,7 @@ CaseResult run_case(const std::string& path, const ParityOptions& opts) {
     // ---- configuration ----
     auto cfg_it = file.metadata.find("config");
     COLT5_CHECK(cfg_it != file.metadata.end(), "the fixture has no __metadata__ entry 'config'");
-    json j;
-    try {
-      j = json::parse(cfg_it->second);
-    } catch (const json::exception& e) {
-      fail(str("config: not valid JSON (", e.what(), ")"));
-    }
+    const json j = nn::parse_json_untrusted(cfg_it->second, "metadata 'config'");
     Config cfg(j, "config");
     COLT5_CHECK(cfg.has("op") != cfg.has("module"), "config: expected exactly one of the keys 'op' and 'module'");
     const bool is_op = cfg.has("op");
@@ -616,6 +612,14 @@ CaseResult run_case(const std::string& path, const ParityOptions& opts) {
     }
     for (const auto& [name, t] : grad_params)
       COLT5_CHECK(named_params.count(name), "tensor 'grad.param.", name, "' names no parameter of ", r.kind);
+    // Every gradient the backward produces must have its expected value in the file: a fixture
+    // that leaves one out would pass without that gradient ever being compared.
+    for (const auto& [name, t] : inputs)
+      COLT5_CHECK(!t.is_floating_point() || grad_inputs.count(name), "the fixture lacks 'grad.input.", name,
+                  "', the expected gradient of its floating input 'input.", name, "'");
+    for (const auto& [name, t] : named_params)
+      COLT5_CHECK(grad_params.count(name), "the fixture lacks 'grad.param.", name, "', the expected gradient of the ",
+                  "parameter '", name, "'");
 
     // ---- forward and backward ----
     Inputs in;
