@@ -2,6 +2,7 @@
 #pragma once
 
 #include "autograd/grad_mode.h"
+#include "autograd/ops/attention.h"
 #include "autograd/ops/coor_descent.h"
 #include "autograd/ops/creation.h"
 #include "autograd/ops/elementwise.h"

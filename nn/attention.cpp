@@ -5,6 +5,10 @@
 //   dV = A^T G,  dA = G V^T,  dS = A * (dA - rowsum(dA * A)),  dQ = s dS K,  dK = s dS^T Q;
 //   masked keys get no gradient; the scores multiply values / keys / queries, so their gradients
 //   are the sums of (d value * value) etc. over the head dims (mul's broadcast backward).
+// Attention::forward hands q, k, v, the null key / value, the per-route mask and scores to the
+// fused `attention` op (autograd/ops/attention.h), which runs the device's fused kernel when it
+// supports the arguments and the same math composed from these ops otherwise; `attend` (the
+// plain dense form) is kept for tests and benchmarks.
 #include "nn/attention.h"
 
 #include <cmath>
@@ -15,11 +19,6 @@
 namespace colt5::nn {
 
 namespace {
-
-double max_neg_value(DType dtype) {
-  return dtype == DType::Float64 ? -std::numeric_limits<double>::max()
-                                 : -double(std::numeric_limits<float>::max());
-}
 
 // A floating tensor of x's dtype and device, `name` in messages.
 void check_like(const Tensor& t, const Tensor& x, const char* who, const char* name) {
@@ -126,40 +125,32 @@ Tensor Attention::forward(const Tensor& x, const Tensor& context, const Tensor& 
   }
 
   // ---- queries ----
-  const Tensor xn = norm->forward(x);                                              // [b, n, dim]
-  Tensor q = to_q->forward(xn).reshape({b, n, h, d}).permute({0, 2, 1, 3});         // [b, h, n, d]
-  if (normalized_scores_q.defined()) q = mul(q, normalized_scores_q.reshape({b, 1, n, 1}));
+  const Tensor xn = norm->forward(x);                                       // [b, n, dim]
+  const Tensor q = to_q->forward(xn).reshape({b, n, h, d}).permute({0, 2, 1, 3});  // [b, h, n, d]
 
   // ---- keys / values, per route ----
   Tensor ctx = context.defined() ? norm->forward(context) : xn;
   if (ctx.dim() == 3) ctx = ctx.unsqueeze(1);                                       // [b, r, m, dim]
   const Tensor w_kv = to_kv->weight.reshape({r, hr * 2 * d, dim}).transpose(1, 2);  // [r, dim, hr 2d]
   const Tensor kv = matmul(ctx, w_kv).reshape({b, r, m, hr, 2 * d}).permute({0, 1, 3, 2, 4});  // [b, r, hr, m, 2d]
-  Tensor k = kv.narrow(4, 0, d), v = kv.narrow(4, d, d);                            // [b, r, hr, m, d]
-  if (normalized_scores_kv.defined()) {
-    const int64_t rs = normalized_scores_kv.dim() == 3 ? r : 1;
-    const Tensor s = normalized_scores_kv.reshape({b, rs, 1, m, 1});
-    v = mul(v, s);
-    if (opts_.multiply_keys_by_score) k = mul(k, s);
-  }
-  k = k.reshape({b, h, m, d});
-  v = v.reshape({b, h, m, d});
 
-  // ---- null key / value first ----
-  const Tensor nk = null_kv.select(0, 0).reshape({1, h, 1, d}).expand({b, h, 1, d});
-  const Tensor nv = null_kv.select(0, 1).reshape({1, h, 1, d}).expand({b, h, 1, d});
-  k = cat({nk, k}, 2);  // [b, h, 1 + m, d]
-  v = cat({nv, v}, 2);
+  // ---- the fused op: null key / value, per-route mask and scores applied inside ----
+  AttentionInputs in;
+  in.q = q;
+  in.k = kv.narrow(4, 0, d).reshape({b, h, m, d});
+  in.v = kv.narrow(4, d, d).reshape({b, h, m, d});
+  in.null_k = null_kv.select(0, 0);  // [h, d]
+  in.null_v = null_kv.select(0, 1);
+  // a 2-D mask / score serves every route
+  auto per_route = [&](const Tensor& t) { return t.dim() == 2 ? t.unsqueeze(1).expand({b, r, m}) : t; };
+  if (mask.defined()) in.mask = per_route(mask);                          // [b, r, m]
+  if (normalized_scores_kv.defined()) in.score_kv = per_route(normalized_scores_kv);  // [b, r, m]
+  in.score_q = normalized_scores_q;                                       // [b, n] or undefined
+  in.routes = r;
+  in.multiply_keys_by_score = opts_.multiply_keys_by_score;
+  in.scale = 1.0 / std::sqrt(double(d));
 
-  // ---- key padding mask [b, h or 1, 1, 1 + m] ----
-  Tensor kmask;
-  if (mask.defined()) {
-    kmask = mask.dim() == 3 ? mask.reshape({b, r, 1, 1, m}).expand({b, r, hr, 1, m}).reshape({b, h, 1, m})
-                            : mask.reshape({b, 1, 1, m});
-    kmask = pad(kmask, {1, 0}, 1.0);  // the null key is always kept
-  }
-
-  const Tensor out = attend(q, k, v, kmask);  // [b, h, n, d]
+  const Tensor out = attention(in);  // [b, h, n, d]
   return to_out->forward(out.permute({0, 2, 1, 3}).reshape({b, n, h * d}));
 }
 

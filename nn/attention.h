@@ -47,7 +47,10 @@ struct AttentionOptions {
   int64_t dim_head = 64;
   int64_t heads = 8;
   bool multiply_keys_by_score = false;
-  bool use_flash = false;  // the reference's fused-kernel switch; same math, computed densely here
+  // The reference's fused-kernel switch, accepted for its API; it changes nothing here: the fused
+  // attention op (online softmax, no [n, m] scores kept) runs whenever the device's kernel
+  // supports the arguments (always on the CPU; float32 d in {32, 64, 128} and float64 on CUDA).
+  bool use_flash = false;
 };
 
 class Attention : public Module {

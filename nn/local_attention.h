@@ -31,14 +31,15 @@
 // Parameters (the reference's state_dict keys): norm.weight, norm.bias (prenorm), to_qkv.weight
 // [3 h d, dim], q_scale, k_scale [d] (qk_rmsnorm), to_out.weight [dim, h d]; no biases.
 //
-// Everything is built from public differentiable ops (matmul, softmax, masked_fill, pad, cat,
-// reshape), so gradients come from their backward rules and the same code runs on CUDA.
+// The core is the local_attention op: a fused kernel (CPU, CUDA) with its own backward, or the
+// composed version built from public differentiable ops where the kernel does not apply.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <optional>
 
+#include "autograd/ops/attention.h"
 #include "nn/layers.h"
 #include "nn/module.h"
 
@@ -46,29 +47,15 @@ namespace colt5::nn {
 
 // ---------------------------------------------------------------------------------------------
 // The windowed attention core (local-attention's LocalAttention without rotary embeddings and
-// dropout). Fields and defaults are the reference's keyword arguments.
-struct LocalAttentionOptions {
-  int64_t window_size = 0;  // w, required: >= 1
-  bool causal = false;
-  int64_t look_backward = 1;  // >= 0
-  // default (nullopt): 0 if causal else 1; must be 0 when causal
-  std::optional<int64_t> look_forward = std::nullopt;
-  bool shared_qk = false;
-  bool autopad = false;  // pad n to a multiple of w (else n % w must be 0)
-  bool exact_windowsize = false;
-  std::optional<double> scale = std::nullopt;  // default (nullopt): d^-0.5
-
-  int64_t resolved_look_forward() const { return look_forward.value_or(causal ? 0 : 1); }
-};
-
-// Throws colt5::Error naming the option (`who` names the caller) when an option is out of range.
-void validate(const LocalAttentionOptions& opts, const char* who = "local_attention");
-
+// dropout) is the op colt5::local_attention (autograd/ops/attention.h: a fused kernel where the
+// device has one, else the composed version); its options are colt5::LocalAttentionOptions
+// (core/ops/attention.h), whose fields and defaults are the reference's keyword arguments.
 // q, k, v [..., n, d] (same shape; the leading dims are merged into B), mask [b, n] bool or
 // undefined, with B divisible by b: mask row i serves the rows i*(B/b) .. (i+1)*(B/b) - 1 of the
 // merged batch (as [b, h, n, d] merges). Returns [..., n, d].
-Tensor local_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
-                       const LocalAttentionOptions& opts);
+using colt5::LocalAttentionOptions;
+using colt5::local_attention;
+using colt5::validate;
 
 // ---------------------------------------------------------------------------------------------
 // LocalMHA. Fields and defaults are the reference's keyword arguments (LocalMHA's own, then

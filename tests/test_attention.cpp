@@ -618,3 +618,220 @@ TEST_CASE("Attention: bad inputs and options") {
   CHECK_THROWS_WITH_AS(attend(randn({2, 3, 4}), randn({2, 5, 4}), randn({2, 5, 4}), ones({3, 5})),
                        Contains("argument 'mask'"), colt5::Error);
 }
+
+// =============================================================================================
+// The fused attention op (autograd/ops/attention.h) against attention_composed, the same math
+// from primitive ops: forward and every gradient, float64 and float32, on the CPU.
+
+namespace {
+
+struct FusedCfg {
+  int64_t b, h, n, m, d, r = 1;
+  bool null = true, mask = false, row_off = false, skv = false, mkbs = false, sq = false;
+};
+
+// Leaves of cfg's shapes (float64 values cast to dt, so both dtypes see the same numbers).
+struct FusedInputs {
+  AttentionInputs in;
+  TensorList leaves;  // q, k, v, null_k, null_v, score_kv, score_q (undefined when absent)
+};
+
+FusedInputs make_fused_inputs(const FusedCfg& c, DType dt, uint64_t seed) {
+  auto leaf = [&](const Shape& s, uint64_t k, double scale = 1.0, double shift = 0.0) {
+    return add_scalar(mul_scalar(randn64(s, seed + k), scale), shift).to(dt).requires_grad_(true);
+  };
+  FusedInputs f;
+  f.in.q = leaf({c.b, c.h, c.n, c.d}, 0);
+  f.in.k = leaf({c.b, c.h, c.m, c.d}, 1);
+  f.in.v = leaf({c.b, c.h, c.m, c.d}, 2);
+  if (c.null) f.in.null_k = leaf({c.h, c.d}, 3), f.in.null_v = leaf({c.h, c.d}, 4);
+  if (c.skv) f.in.score_kv = leaf({c.b, c.r, c.m}, 5, 0.5, 1.0);
+  if (c.sq) f.in.score_q = leaf({c.b, c.n}, 6, 0.5, 1.0);
+  if (c.mask) {
+    std::vector<int> mv(size_t(c.b * c.r * c.m));
+    for (size_t i = 0; i < mv.size(); ++i) mv[i] = (i * 5 + seed) % 3 != 0;
+    if (c.row_off)
+      for (int64_t t = 0; t < c.m; ++t) mv[size_t(t)] = 0;  // (batch 0, route 0): every key off
+    f.in.mask = bool_tensor(mv, {c.b, c.r, c.m});
+  }
+  f.in.routes = c.r;
+  f.in.multiply_keys_by_score = c.mkbs;
+  f.in.scale = 1.0 / std::sqrt(double(c.d));
+  f.leaves = {f.in.q, f.in.k, f.in.v, f.in.null_k, f.in.null_v, f.in.score_kv, f.in.score_q};
+  return f;
+}
+
+struct FusedRun {
+  Tensor out;
+  TensorList grads;  // per leaf, undefined when the leaf is
+};
+
+template <class Fn>
+FusedRun run_fused(const FusedCfg& c, DType dt, Fn fn) {
+  FusedInputs f = make_fused_inputs(c, dt, 100);
+  FusedRun r;
+  Tensor out = fn(f.in);
+  const Tensor g = randn64(out.shape(), 200).to(dt);
+  sum(mul(out, g)).backward();
+  r.out = out.detach();
+  for (const Tensor& t : f.leaves) r.grads.push_back(t.defined() ? t.grad() : Tensor());
+  return r;
+}
+
+const FusedCfg kFusedCfgs[] = {
+    {.b = 2, .h = 2, .n = 5, .m = 7, .d = 4},
+    {.b = 2, .h = 4, .n = 4, .m = 6, .d = 5, .r = 2, .mask = true, .skv = true, .mkbs = true, .sq = true},
+    {.b = 2, .h = 4, .n = 3, .m = 5, .d = 6, .r = 2, .null = false, .mask = true, .row_off = true, .skv = true},
+    {.b = 2, .h = 2, .n = 6, .m = 9, .d = 8, .mask = true, .row_off = true, .skv = true, .mkbs = true, .sq = true},
+    {.b = 1, .h = 2, .n = 7, .m = 70, .d = 3, .r = 2, .null = false, .mask = true, .sq = true},
+    {.b = 1, .h = 2, .n = 4, .m = 0, .d = 3},
+};
+
+}  // namespace
+
+TEST_CASE("attention op: fused equals attention_composed, forward and every gradient (CPU, float64, float32)") {
+  const char* names[] = {"q", "k", "v", "null_k", "null_v", "score_kv", "score_q"};
+  for (const FusedCfg& c : kFusedCfgs) {
+    for (DType dt : {DType::Float64, DType::Float32}) {
+      CAPTURE(c.n);
+      CAPTURE(c.m);
+      CAPTURE(c.d);
+      CAPTURE(dtype_name(dt));
+      const double tol = dt == DType::Float64 ? 1e-12 : 2e-5;
+      const FusedRun fused = run_fused(c, dt, [](const AttentionInputs& in) { return attention(in); });
+      if (c.m == 0) {  // the composed path has no [.., 0] matmul to check against: only the null key
+        CHECK(all_finite(fused.out));
+        continue;
+      }
+      const FusedRun comp = run_fused(c, dt, [](const AttentionInputs& in) { return attention_composed(in); });
+      CHECK(rel_error(fused.out, comp.out) < tol);
+      for (size_t i = 0; i < comp.grads.size(); ++i) {
+        CAPTURE(names[i]);
+        REQUIRE(fused.grads[i].defined() == comp.grads[i].defined());
+        if (comp.grads[i].defined()) CHECK(rel_error(fused.grads[i], comp.grads[i]) < tol);
+      }
+    }
+  }
+}
+
+TEST_CASE("attention op: a (batch, route) with every key masked and no null key is a uniform softmax") {
+  FusedCfg c{.b = 2, .h = 2, .n = 3, .m = 4, .d = 3, .null = false, .mask = true, .row_off = true};
+  FusedInputs f = make_fused_inputs(c, DType::Float64, 7);
+  const Tensor out = attention(f.in);
+  const Tensor mean_v = mul_scalar(sum(f.in.v.detach(), {2}, true), 0.25);  // [b, h, 1, d]
+  for (int64_t i = 0; i < 3; ++i) CHECK(rel_error(out.detach().select(0, 0).select(1, i), mean_v.select(0, 0).select(1, 0)) < 1e-14);
+  sum(mul(out, randn64(out.shape(), 8))).backward();
+  CHECK(all_finite(f.in.q.grad()));
+  // no gradient reaches batch 0's queries or keys (ds = 0 on masked slots); the values get p = 1/m
+  CHECK(rel_error(f.in.q.grad().select(0, 0), zeros({2, 3, 3}, DType::Float64)) == 0.0);
+  CHECK(rel_error(f.in.k.grad().select(0, 0), zeros({2, 4, 3}, DType::Float64)) == 0.0);
+}
+
+TEST_CASE("attention op: gradcheck of the fused CPU kernel (float64)") {
+  for (const FusedCfg& c : kFusedCfgs) {
+    CAPTURE(c.d);
+    FusedInputs f = make_fused_inputs(c, DType::Float64, 300);
+    TensorList xs;
+    for (const Tensor& t : f.leaves)
+      if (t.defined()) xs.push_back(t);
+    const AttentionInputs base = f.in;
+    const GradcheckResult r = gradcheck(
+        [&](const TensorList& in) {
+          AttentionInputs a = base;
+          size_t i = 0;
+          a.q = in[i++], a.k = in[i++], a.v = in[i++];
+          if (c.null) a.null_k = in[i++], a.null_v = in[i++];
+          if (c.skv) a.score_kv = in[i++];
+          if (c.sq) a.score_q = in[i++];
+          return attention(a);
+        },
+        xs);
+    INFO(r.message);
+    CHECK(r.ok);
+  }
+}
+
+TEST_CASE("attention op: bad arguments name the argument") {
+  FusedCfg c{.b = 2, .h = 4, .n = 3, .m = 5, .d = 4, .r = 2, .mask = true, .skv = true, .sq = true};
+  const FusedInputs f = make_fused_inputs(c, DType::Float64, 9);
+  auto bad = [&](auto edit, const char* what) {
+    AttentionInputs in = f.in;
+    edit(in);
+    CHECK_THROWS_WITH_AS(attention(in), Contains(what), colt5::Error);
+    CHECK_THROWS_WITH_AS(ops::attention(in), Contains(what), colt5::Error);
+  };
+  bad([](AttentionInputs& in) { in.q = Tensor(); }, "argument 'q'");
+  bad([](AttentionInputs& in) { in.q = randn64({2, 4, 3}, 1); }, "argument 'q'");
+  bad([](AttentionInputs& in) { in.q = ones({2, 4, 3, 4}, DType::Int64); }, "argument 'q'");
+  bad([](AttentionInputs& in) { in.k = randn64({2, 4, 5, 3}, 1); }, "argument 'k'");
+  bad([](AttentionInputs& in) { in.k = randn64({2, 4, 5, 4}, 1).to(DType::Float32); }, "argument 'k'");
+  bad([](AttentionInputs& in) { in.v = randn64({2, 4, 6, 4}, 1); }, "argument 'v'");
+  bad([](AttentionInputs& in) { in.null_v = Tensor(); }, "'null_k' and 'null_v'");
+  bad([](AttentionInputs& in) { in.null_k = randn64({3, 4}, 1); }, "argument 'null_k'");
+  bad([](AttentionInputs& in) { in.null_v = randn64({4, 5}, 1); }, "argument 'null_v'");
+  bad([](AttentionInputs& in) { in.routes = 3; }, "argument 'routes'");
+  bad([](AttentionInputs& in) { in.routes = 0; }, "argument 'routes'");
+  bad([](AttentionInputs& in) { in.mask = ones({2, 2, 5}); }, "argument 'mask'");
+  bad([](AttentionInputs& in) { in.mask = ones({2, 1, 5}, DType::Bool); }, "argument 'mask'");
+  bad([](AttentionInputs& in) { in.score_kv = randn64({2, 2, 4}, 1); }, "argument 'score_kv'");
+  bad([](AttentionInputs& in) { in.score_kv = randn64({2, 2, 5}, 1).to(DType::Float32); }, "argument 'score_kv'");
+  bad([](AttentionInputs& in) { in.score_q = randn64({2, 4}, 1); }, "argument 'score_q'");
+  bad([](AttentionInputs& in) { in.scale = std::nan(""); }, "argument 'scale'");
+  bad(
+      [](AttentionInputs& in) {
+        in.null_k = in.null_v = Tensor();
+        in.k = randn64({2, 4, 0, 4}, 1), in.v = randn64({2, 4, 0, 4}, 2);
+        in.mask = in.score_kv = Tensor();
+      },
+      "at least one key");
+  // the raw backward checks its gradient argument too
+  const ops::AttentionResult fwd = ops::attention(f.in);
+  const bool need[7] = {true, true, true, true, true, true, true};
+  CHECK_THROWS_WITH_AS(ops::attention_backward(f.in, fwd, randn64({2, 4, 3, 5}, 1), need), Contains("argument 'g'"),
+                       colt5::Error);
+}
+
+namespace {
+int g_fused_forward_calls = 0;
+void counting_forward(const AttentionInputs& in, Tensor& out, Tensor& lse) {
+  ++g_fused_forward_calls;
+  cpu::attention_forward(in, out, lse);
+}
+bool never_supported(const AttentionInputs&) { return false; }
+}  // namespace
+
+TEST_CASE("attention op: when supports() is false the composed fallback runs (same results)") {
+  auto* const old_supports = kernels::attention_supports.fns[int(DeviceType::CPU)];
+  auto* const old_forward = kernels::attention_forward.fns[int(DeviceType::CPU)];
+  kernels::attention_forward.set(DeviceType::CPU, &counting_forward);
+  struct Restore {  // also on a failed REQUIRE
+    decltype(old_supports) s;
+    decltype(old_forward) f;
+    ~Restore() {
+      kernels::attention_supports.set(DeviceType::CPU, s);
+      kernels::attention_forward.set(DeviceType::CPU, f);
+    }
+  } restore{old_supports, old_forward};
+  const FusedCfg c = kFusedCfgs[1];
+  g_fused_forward_calls = 0;
+  const FusedRun fused = run_fused(c, DType::Float64, [](const AttentionInputs& in) { return attention(in); });
+  CHECK(g_fused_forward_calls == 1);
+  kernels::attention_supports.set(DeviceType::CPU, &never_supported);
+  g_fused_forward_calls = 0;
+  const FusedRun fallback = run_fused(c, DType::Float64, [](const AttentionInputs& in) { return attention(in); });
+  CHECK(g_fused_forward_calls == 0);
+  CHECK(rel_error(fallback.out, fused.out) < 1e-12);
+  for (size_t i = 0; i < fused.grads.size(); ++i)
+    if (fused.grads[i].defined()) CHECK(rel_error(fallback.grads[i], fused.grads[i]) < 1e-12);
+  // nn::Attention goes through the same op
+  AttentionOptions o;
+  o.dim = 6, o.dim_head = 3, o.heads = 2;
+  Attention mod(o);
+  mod.to(DType::Float64);
+  const Tensor x = randn64({2, 3, 6}, 5);
+  const Tensor y_fallback = mod.forward(x);
+  kernels::attention_supports.set(DeviceType::CPU, old_supports);
+  const Tensor y_fused = mod.forward(x);
+  CHECK(g_fused_forward_calls == 1);
+  CHECK(rel_error(y_fallback, y_fused) < 1e-12);
+}
