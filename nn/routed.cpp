@@ -245,9 +245,7 @@ Tensor ConditionalRoutedAutoregressiveAttention::forward(const Tensor& x, std::o
       for (int64_t t = 0; t < padded_n; ++t) kv_mask_v[size_t(row * padded_n + t)] = t / w < i;
     }
   Tensor q_mask = from_vector(q_mask_v, {qb, w}, dev);
-  // Keys / values: a copy of the whole padded sequence for every query window, [qb, N, dim].
-  Tensor kv = xp.unsqueeze(1).expand({b, windows, padded_n, d}).narrow(1, 1, windows - 1).reshape({qb, padded_n, d});
-  Tensor kv_mask = from_vector(kv_mask_v, {qb, padded_n}, dev);
+  Tensor kv_mask = from_vector(kv_mask_v, {qb, padded_n}, dev);  // [qb, N]: window i's prefix
 
   const bool route_q = w > kq, route_kv = padded_n > kkv;
   Tensor routed_q = q, scores_q, indices_q;
@@ -257,12 +255,26 @@ Tensor ConditionalRoutedAutoregressiveAttention::forward(const Tensor& x, std::o
     indices_q = r.indices;
     routed_q = batched_gather(q, indices_q);
   }
-  Tensor routed_kv = kv, routed_kv_mask = kv_mask, scores_kv;
+  Tensor routed_kv, routed_kv_mask = kv_mask, scores_kv;
   if (route_kv) {
-    RouterOutput r = kv_router->forward(kv, kkv, kv_mask);
-    scores_kv = r.scores;
-    routed_kv = batched_gather(kv, r.indices);
-    routed_kv_mask = batched_gather(kv_mask, r.indices);
+    // Keys / values, routed for every query window over its prefix without copying the
+    // sequence: the router's logits once per token ([b * r, N]), repeated per query window
+    // ([qb * r, N] scalars), routed under each window's prefix mask (the same routing as over a
+    // masked copy of xp per window), then the picked rows gathered from xp itself by index.
+    const int64_t r = kv_router->num_routing_tokens();
+    Tensor s = kv_router->logits(xp).reshape({b, 1, r, padded_n});
+    s = s.expand({b, windows - 1, r, padded_n}).reshape({qb * r, padded_n});
+    RouterOutput ro = kv_router->forward_logits(s, kkv, kv_mask);  // [qb, kkv] or [qb, r, kkv]
+    scores_kv = ro.scores;
+    // Row bi * (windows - 1) + (i - 1) of the indices points into batch row bi of xp.
+    const int64_t per_row = ro.indices.numel() / qb;
+    Shape kv_shape = ro.indices.shape();
+    kv_shape.push_back(d);
+    routed_kv = batched_gather(xp, ro.indices.reshape({b, (windows - 1) * per_row})).reshape(kv_shape);
+    routed_kv_mask = batched_gather(kv_mask, ro.indices);
+  } else {
+    // Every key / value taken (padded_n <= kkv): the whole padded sequence per query window.
+    routed_kv = xp.unsqueeze(1).expand({b, windows - 1, padded_n, d}).reshape({qb, padded_n, d});
   }
 
   Tensor out = heavy_attn->forward(routed_q, routed_kv, routed_kv_mask, scores_kv,

@@ -20,12 +20,17 @@
 //           default, true: 0.4.8 does not pass it, later releases pass False)(x)
 //   x is zero-padded to a multiple of w = heavy_window_size (default light_window_size) and cut
 //   into windows; the queries of window i >= 1 are routed within their window (padding masked
-//   out), and attend to keys / values routed from all of windows 0 .. i-1 (a [N]-long copy of the
-//   padded sequence per query window, masked past the window start). Routing is skipped (every
-//   token taken, scores 1) where a window has <= num_heavy_tokens_q queries, resp. the padded
-//   length is <= num_heavy_tokens_kv. The outputs of windows 1.. are placed back, window 0 gets
-//   0 from the heavy branch; out = light + heavy. (A sequence of at most one window has no heavy
-//   part: out = light. The reference fails on a sequence shorter than one window.)
+//   out), and attend to keys / values routed from all of windows 0 .. i-1: the reference routes
+//   over an [N]-long copy of the padded sequence per query window, masked from the window start
+//   on. Here the same routing is done without the copies: kv_router's logits are computed once
+//   per token, repeated per query window as rows of N scalars, routed under each window's prefix
+//   mask (Router::forward_logits: the same candidates, scores, mask and tie order as the copy),
+//   and the picked keys / values are gathered by index from the one padded sequence. Memory
+//   O(b N dim + b windows (r N + r kkv dim)) instead of O(b windows N dim). Routing is skipped
+//   (every token taken, scores 1) where a window has <= num_heavy_tokens_q queries, resp. the
+//   padded length is <= num_heavy_tokens_kv. The outputs of windows 1.. are placed back, window
+//   0 gets 0 from the heavy branch; out = light + heavy. (A sequence of at most one window has
+//   no heavy part: out = light. The reference fails on a sequence shorter than one window.)
 // ConditionalRoutedCrossAttention ("null_q_token", "q_router", "kv_router", "heavy_attn"):
 //   queries routed from x when n > num_tokens_q, keys / values from context when
 //   m > num_tokens_kv (kv_routing_tokens routes); o = heavy_attn(x', context', context_mask',

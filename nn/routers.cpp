@@ -120,31 +120,82 @@ Router::Router(std::string name, int64_t dim, int64_t num_routing_tokens, bool s
                                      randn({num_routing_tokens, dim}, DType::Float32, kCPU, gen));
 }
 
-Router::Prepared Router::prepare(const Tensor& x, int64_t num_tokens, const Tensor& mask) const {
-  const char* op = name_.c_str();
+namespace {
+
+// The checks of x shared by forward and logits.
+void check_router_x(const Tensor& x, int64_t dim, const Tensor& routing_token, const char* op) {
   COLT5_CHECK(x.defined(), op, ": argument 'x' is undefined");
   check_floating(x, op, "x");
   COLT5_CHECK(x.dim() == 3, op, ": argument 'x' expected rank 3 [batch, n, dim], got shape ", x.shape());
-  COLT5_CHECK(x.size(2) == dim_, op, ": argument 'x' expected feature size ", dim_, " in dim 2, got ", x.size(2));
+  COLT5_CHECK(x.size(2) == dim, op, ": argument 'x' expected feature size ", dim, " in dim 2, got ", x.size(2));
   COLT5_CHECK(x.dtype() == routing_token.dtype(), op, ": argument 'x' expected dtype ",
               dtype_name(routing_token.dtype()), " (the parameters'), got ", dtype_name(x.dtype()));
   check_same_device({routing_token, x}, op);
+}
+
+// s = einsum('b n d, r d -> b r n'): [r, d] @ [b, d, n] -> [b, r, n], routes merged into batch.
+Tensor router_logits(const Tensor& x, const Tensor& routing_token) {
+  const int64_t b = x.size(0), n = x.size(1), r = routing_token.size(0);
+  return matmul(routing_token, x.transpose(1, 2)).reshape({b * r, n});
+}
+
+// mask bool [b, n] (checked against `like`'s device) repeated per route: [b * r, n].
+Tensor route_mask(const Tensor& mask, int64_t b, int64_t n, int64_t r, const Tensor& like, const char* op) {
+  if (!mask.defined()) return Tensor();
+  check_dtype(mask, DType::Bool, op, "mask");
+  COLT5_CHECK(mask.shape() == Shape({b, n}), op, ": argument 'mask' expected shape ", Shape({b, n}), ", got ",
+              mask.shape());
+  check_same_device({like, mask}, op);
+  return r == 1 ? mask : mask.unsqueeze(1).expand({b, r, n}).reshape({b * r, n});
+}
+
+}  // namespace
+
+Router::Prepared Router::prepare(const Tensor& x, int64_t num_tokens, const Tensor& mask) const {
+  const char* op = name_.c_str();
+  check_router_x(x, dim_, routing_token, op);
   COLT5_CHECK(num_tokens >= 1, op, ": argument 'num_tokens' expected >= 1, got ", num_tokens);
   const int64_t b = x.size(0), n = x.size(1), r = num_routing_tokens_;
   COLT5_CHECK(n >= 1, op, ": argument 'x' expected a sequence length >= 1, got shape ", x.shape());
   Prepared p;
   p.batch = b;
   p.n = n;
-  if (mask.defined()) {
-    check_dtype(mask, DType::Bool, op, "mask");
-    COLT5_CHECK(mask.shape() == Shape({b, n}), op, ": argument 'mask' expected shape ", Shape({b, n}), ", got ",
-                mask.shape());
-    check_same_device({x, mask}, op);
-    p.mask = r == 1 ? mask : mask.unsqueeze(1).expand({b, r, n}).reshape({b * r, n});
-  }
-  // s = einsum('b n d, r d -> b r n'): [r, d] @ [b, d, n] -> [b, r, n], routes merged into batch.
-  p.s = matmul(routing_token, x.transpose(1, 2)).reshape({b * r, n});
+  p.mask = route_mask(mask, b, n, r, x, op);
+  p.s = router_logits(x, routing_token);
   return p;
+}
+
+Router::Prepared Router::prepare_logits(const Tensor& s, int64_t num_tokens, const Tensor& mask) const {
+  const std::string opname = name_ + ".forward_logits";
+  const char* op = opname.c_str();
+  const int64_t r = num_routing_tokens_;
+  COLT5_CHECK(s.defined(), op, ": argument 's' is undefined");
+  check_floating(s, op, "s");
+  COLT5_CHECK(s.dim() == 2 && s.size(0) % r == 0 && s.size(1) >= 1, op,
+              ": argument 's' expected shape [batch * ", r, ", n] with n >= 1, got ", s.shape());
+  COLT5_CHECK(s.dtype() == routing_token.dtype(), op, ": argument 's' expected dtype ",
+              dtype_name(routing_token.dtype()), " (the parameters'), got ", dtype_name(s.dtype()));
+  check_same_device({routing_token, s}, op);
+  COLT5_CHECK(num_tokens >= 1, op, ": argument 'num_tokens' expected >= 1, got ", num_tokens);
+  Prepared p;
+  p.batch = s.size(0) / r;
+  p.n = s.size(1);
+  p.mask = route_mask(mask, p.batch, p.n, r, s, op);
+  p.s = s;
+  return p;
+}
+
+Tensor Router::logits(const Tensor& x) const {
+  check_router_x(x, dim_, routing_token, name_.c_str());
+  return router_logits(x, routing_token);
+}
+
+RouterOutput Router::forward(const Tensor& x, int64_t num_tokens, const Tensor& mask) {
+  return route(prepare(x, num_tokens, mask), num_tokens);
+}
+
+RouterOutput Router::forward_logits(const Tensor& s, int64_t num_tokens, const Tensor& mask) {
+  return route(prepare_logits(s, num_tokens, mask), num_tokens);
 }
 
 RouterOutput Router::finish(Tensor selected, Tensor indices, const Prepared& p) const {
@@ -193,8 +244,7 @@ CoordinateDescentRouter::CoordinateDescentRouter(int64_t dim, const CoordinateDe
               opts.eps);
 }
 
-RouterOutput CoordinateDescentRouter::forward(const Tensor& x, int64_t num_tokens, const Tensor& mask) {
-  Prepared p = prepare(x, num_tokens, mask);
+RouterOutput CoordinateDescentRouter::route(const Prepared& p, int64_t num_tokens) {
   COLT5_CHECK(num_tokens <= p.n, name_, ": argument 'num_tokens' expected <= the sequence length ", p.n, ", got ",
               num_tokens);
   // effective_k = min(num_tokens * fetch_k_ratio, n): a real number, as the reference.
@@ -217,8 +267,7 @@ DifferentiableTopKRouter::DifferentiableTopKRouter(int64_t dim, const Differenti
               ": option 'temperature' expected a finite value > 0, got ", opts.temperature);
 }
 
-RouterOutput DifferentiableTopKRouter::forward(const Tensor& x, int64_t num_tokens, const Tensor& mask) {
-  Prepared p = prepare(x, num_tokens, mask);
+RouterOutput DifferentiableTopKRouter::route(const Prepared& p, int64_t num_tokens) {
   const int64_t n = p.n, k = std::min(num_tokens, n);
   Tensor scores = div(p.s, scalar_tensor(opts_.temperature, p.s.dtype(), p.s.device()));
   if (p.mask.defined()) scores = masked_fill(scores, logical_not(p.mask), lowest_finite(scores.dtype()));
@@ -243,8 +292,7 @@ SinkhornRouter::SinkhornRouter(int64_t dim, const SinkhornRouterOptions& opts, G
               ": option 'temperature' expected a finite value > 0, got ", opts.temperature);
 }
 
-RouterOutput SinkhornRouter::forward(const Tensor& x, int64_t num_tokens, const Tensor& mask) {
-  Prepared p = prepare(x, num_tokens, mask);
+RouterOutput SinkhornRouter::route(const Prepared& p, int64_t num_tokens) {
   const int64_t n = p.n, k = std::min(num_tokens, n), rows = p.s.size(0);
   const double mask_value = lowest_finite(p.s.dtype());
   // Every one of the k picks sees the whole row: [rows, k, n].

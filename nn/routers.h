@@ -66,11 +66,21 @@ struct RouterOutput {
 class Router : public Module {
 public:
   // x [b, n, d] floating (routing_token's dtype and device); mask bool [b, n] (True = keep) or
-  // undefined; num_tokens >= 1 tokens per route.
-  virtual RouterOutput forward(const Tensor& x, int64_t num_tokens, const Tensor& mask = Tensor()) = 0;
+  // undefined; num_tokens >= 1 tokens per route. The same as forward_logits(logits(x), ...).
+  RouterOutput forward(const Tensor& x, int64_t num_tokens, const Tensor& mask = Tensor());
   RouterOutput operator()(const Tensor& x, int64_t num_tokens, const Tensor& mask = Tensor()) {
     return forward(x, num_tokens, mask);
   }
+
+  // The two halves of forward, for a caller that routes several candidate sets of one sequence
+  // (ConditionalRoutedAutoregressiveAttention: every query window routes over its prefix):
+  //   logits(x [b, n, d]) = einsum('b n d, r d -> b r n', x, routing_token) as [b * r, n]
+  //     (routes merged into the batch, route index fastest), checked as forward checks x;
+  //   forward_logits(s [B * r, n], num_tokens, mask bool [B, n] or undefined): forward's routing
+  //     of those logits (B may differ from the b they were computed for: rows may be repeated,
+  //     each with its own mask). forward(x, k, mask) == forward_logits(logits(x), k, mask).
+  Tensor logits(const Tensor& x) const;
+  RouterOutput forward_logits(const Tensor& s, int64_t num_tokens, const Tensor& mask = Tensor());
 
   // src [b, n, d], routed [b, k, d], indices int64 [b, k] -> [b, n, d] (see the file comment).
   virtual Tensor route_back(const Tensor& src, const Tensor& routed, const Tensor& indices) const;
@@ -93,6 +103,10 @@ protected:
     int64_t batch = 0, n = 0;
   };
   Prepared prepare(const Tensor& x, int64_t num_tokens, const Tensor& mask) const;
+  // The same from logits s [b * r, n] (forward_logits's checks).
+  Prepared prepare_logits(const Tensor& s, int64_t num_tokens, const Tensor& mask) const;
+  // The routing proper, from prepared logits: each router's algorithm (see the file comment).
+  virtual RouterOutput route(const Prepared& p, int64_t num_tokens) = 0;
 
   // Straight-through and masking of the picked scores [b*r, k] / indices [b*r, k], then the
   // routes split out again: [b, k] or [b, r, k].
@@ -121,9 +135,11 @@ struct CoordinateDescentRouterOptions {
 class CoordinateDescentRouter : public Router {
 public:
   CoordinateDescentRouter(int64_t dim, const CoordinateDescentRouterOptions& opts = {}, Generator* gen = nullptr);
-  // num_tokens must be <= n (torch.topk's limit).
-  RouterOutput forward(const Tensor& x, int64_t num_tokens, const Tensor& mask = Tensor()) override;
+  // forward: num_tokens must be <= n (torch.topk's limit).
   const CoordinateDescentRouterOptions& options() const { return opts_; }
+
+protected:
+  RouterOutput route(const Prepared& p, int64_t num_tokens) override;
 
 private:
   CoordinateDescentRouterOptions opts_;
@@ -140,9 +156,11 @@ struct DifferentiableTopKRouterOptions {
 class DifferentiableTopKRouter : public Router {
 public:
   DifferentiableTopKRouter(int64_t dim, const DifferentiableTopKRouterOptions& opts = {}, Generator* gen = nullptr);
-  // num_tokens > n picks all n (the reference's t[:, -num_tokens:]).
-  RouterOutput forward(const Tensor& x, int64_t num_tokens, const Tensor& mask = Tensor()) override;
+  // forward: num_tokens > n picks all n (the reference's t[:, -num_tokens:]).
   const DifferentiableTopKRouterOptions& options() const { return opts_; }
+
+protected:
+  RouterOutput route(const Prepared& p, int64_t num_tokens) override;
 
 private:
   DifferentiableTopKRouterOptions opts_;
@@ -160,14 +178,17 @@ struct SinkhornRouterOptions {
 class SinkhornRouter : public Router {
 public:
   SinkhornRouter(int64_t dim, const SinkhornRouterOptions& opts = {}, Generator* gen = nullptr);
-  // num_tokens is capped at n (as the reference). The Gumbel noise comes from `noise_generator`
-  // (the default generator when null).
-  RouterOutput forward(const Tensor& x, int64_t num_tokens, const Tensor& mask = Tensor()) override;
+  // forward: num_tokens is capped at n (as the reference). The Gumbel noise comes from
+  // `noise_generator` (the default generator when null).
+
   // scatter_mean, see the file comment.
   Tensor route_back(const Tensor& src, const Tensor& routed, const Tensor& indices) const override;
   const SinkhornRouterOptions& options() const { return opts_; }
 
   Generator* noise_generator = nullptr;
+
+protected:
+  RouterOutput route(const Prepared& p, int64_t num_tokens) override;
 
 private:
   SinkhornRouterOptions opts_;

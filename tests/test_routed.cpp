@@ -692,3 +692,175 @@ TEST_CASE("routed modules: bad inputs throw colt5::Error naming the argument") {
                                full({2, 1}, 6.0, DType::Int64)),
                   colt5::Error);  // index out of range
 }
+
+// ---------------------------------------------------------------------------------------------
+// ConditionalRoutedAutoregressiveAttention against the per-window-copy formulation
+
+namespace {
+
+// The formulation nn/routed.cpp used before it routed keys / values by index: for every query
+// window i >= 1, a copy of the whole padded sequence masked from window i on, routed by
+// kv_router->forward and gathered from that copy (O(windows * N * dim) memory). Kept here as the
+// test oracle of the indexed formulation.
+Tensor ar_attention_per_window_copy(const ConditionalRoutedAutoregressiveAttention& m, const Tensor& x, int64_t kq,
+                                    int64_t kkv) {
+  Tensor light = m.light_attn->forward(x);
+  const int64_t b = x.size(0), n = x.size(1), d = m.dim(), w = m.heavy_window_size();
+  const int64_t windows = (n + w - 1) / w, padded_n = windows * w;
+  if (windows <= 1) return light;
+  const int64_t qb = b * (windows - 1);
+  Tensor xp = padded_n == n ? x : pad(x, {0, 0, 0, padded_n - n});
+  Tensor q = xp.reshape({b, windows, w, d}).narrow(1, 1, windows - 1).reshape({qb, w, d});
+  std::vector<bool> q_mask_v(size_t(qb * w)), kv_mask_v(size_t(qb * padded_n));
+  for (int64_t bi = 0; bi < b; ++bi)
+    for (int64_t i = 1; i < windows; ++i) {
+      const int64_t row = bi * (windows - 1) + (i - 1);
+      for (int64_t j = 0; j < w; ++j) q_mask_v[size_t(row * w + j)] = i * w + j < n;
+      for (int64_t t = 0; t < padded_n; ++t) kv_mask_v[size_t(row * padded_n + t)] = t / w < i;
+    }
+  Tensor q_mask = from_vector(q_mask_v, {qb, w});
+  Tensor kv = xp.unsqueeze(1).expand({b, windows, padded_n, d}).narrow(1, 1, windows - 1).reshape({qb, padded_n, d});
+  Tensor kv_mask = from_vector(kv_mask_v, {qb, padded_n});
+  const bool route_q = w > kq, route_kv = padded_n > kkv;
+  Tensor routed_q = q, scores_q, indices_q;
+  if (route_q) {
+    RouterOutput r = m.q_router->forward(q, kq, q_mask);
+    scores_q = r.scores;
+    indices_q = r.indices;
+    routed_q = batched_gather(q, indices_q);
+  }
+  Tensor routed_kv = kv, routed_kv_mask = kv_mask, scores_kv;
+  if (route_kv) {
+    RouterOutput r = m.kv_router->forward(kv, kkv, kv_mask);
+    scores_kv = r.scores;
+    routed_kv = batched_gather(kv, r.indices);
+    routed_kv_mask = batched_gather(kv_mask, r.indices);
+  }
+  Tensor out = m.heavy_attn->forward(routed_q, routed_kv, routed_kv_mask, scores_kv,
+                                     m.options().multiply_queries_by_score && route_q ? scores_q : Tensor());
+  Tensor heavy = out;
+  if (route_q) {
+    out = out * scores_q.unsqueeze(-1);
+    Tensor src = m.null_q_token.defined() ? m.null_q_token.reshape({1, 1, d}).expand(q.shape()) : zeros_like(q);
+    heavy = m.q_router->route_back(src, out, indices_q);
+  }
+  heavy = heavy.reshape({b, (windows - 1) * w, d}).narrow(1, 0, n - w);
+  heavy = pad(heavy, {0, 0, w, 0});
+  return light + heavy;
+}
+
+// Output, and gradients of sum(out * weights) with respect to x and every parameter.
+struct OutAndGrads {
+  Tensor out;
+  std::vector<Tensor> grads;
+};
+
+OutAndGrads out_and_grads(Module& m, const Tensor& x, const Tensor& weights,
+                          const std::function<Tensor(const Tensor&)>& f) {
+  for (Tensor p : m.parameters()) p.zero_grad();
+  Tensor xl = x.detach();
+  xl.requires_grad_();
+  OutAndGrads r;
+  r.out = f(xl);
+  sum(r.out * weights).backward();
+  r.grads.push_back(xl.grad());
+  for (const Tensor& p : m.parameters()) r.grads.push_back(p.grad());
+  return r;
+}
+
+double rel_diff(const Tensor& a, const Tensor& b) {
+  if (!a.defined() || !b.defined()) return a.defined() == b.defined() ? 0.0 : 1e300;
+  return max_abs(a - b) / std::max(max_abs(b), 1e-300);
+}
+
+}  // namespace
+
+TEST_CASE("ConditionalRoutedAutoregressiveAttention: indexed routing equals the per-window copy") {
+  struct Config {
+    const char* name;
+    int64_t batch, n, dim, window, kq, kkv, routes;
+    const char* router;
+    bool straight_through, keys_by_score, queries_by_score, null_q;
+  };
+  const Config configs[] = {
+      {"coor_descent, straight-through", 2, 11, 8, 4, 2, 3, 1, "coor_descent", true, false, false, true},
+      {"coor_descent, no straight-through, 2 routes, scores on keys and queries", 2, 13, 8, 3, 2, 5, 2,
+       "coor_descent", false, true, true, true},
+      {"coor_descent, longer (ties at 1.0), no null token", 1, 64, 8, 8, 3, 12, 2, "coor_descent", true, false, false,
+       false},
+      {"cum_softmax", 2, 10, 8, 4, 2, 3, 1, "cum_softmax", false, true, false, true},
+      {"sinkhorn", 2, 12, 8, 4, 2, 3, 2, "sinkhorn", false, false, false, true},
+      {"every key / value taken (padded length <= kkv)", 2, 7, 8, 4, 2, 8, 1, "coor_descent", false, false, false,
+       true},
+      {"every query taken (kq >= window)", 2, 9, 8, 3, 3, 4, 1, "coor_descent", false, false, false, true},
+  };
+  for (const Config& c : configs) {
+    CAPTURE(c.name);
+    Generator g(21);
+    ConditionalRoutedAutoregressiveAttentionOptions o;
+    o.num_heavy_tokens_q = c.kq;
+    o.num_heavy_tokens_kv = c.kkv;
+    o.num_routed_kv = c.routes;
+    small_heads(o);
+    o.heavy_window_size = c.window;
+    o.router_type = c.router;
+    o.router_straight_through = c.straight_through;
+    o.multiply_keys_by_score = c.keys_by_score;
+    o.multiply_queries_by_score = c.queries_by_score;
+    o.use_null_q_tokens = c.null_q;
+    ConditionalRoutedAutoregressiveAttention m(c.dim, o, &g);
+    m.to(DType::Float64);
+    Tensor x = randn64({c.batch, c.n, c.dim}, g);
+    Tensor weights = randn64({c.batch, c.n, c.dim}, g);
+    // Sinkhorn draws Gumbel noise: both formulations draw the same shapes in the same order.
+    Generator noise(99);
+    for (Router* r : {m.q_router.get(), m.kv_router.get()})
+      if (auto* sr = dynamic_cast<SinkhornRouter*>(r)) sr->noise_generator = &noise;
+    noise.manual_seed(99);
+    OutAndGrads got = out_and_grads(m, x, weights, [&](const Tensor& t) { return m(t); });
+    noise.manual_seed(99);
+    OutAndGrads want =
+        out_and_grads(m, x, weights, [&](const Tensor& t) { return ar_attention_per_window_copy(m, t, c.kq, c.kkv); });
+    CHECK(max_abs(got.out - want.out) <= 1e-12 * std::max(1.0, max_abs(want.out)));
+    REQUIRE(got.grads.size() == want.grads.size());
+    for (size_t i = 0; i < got.grads.size(); ++i) {
+      CAPTURE(i);
+      CHECK(rel_diff(got.grads[i], want.grads[i]) <= 1e-11);
+    }
+  }
+}
+
+TEST_CASE("Router::forward_logits over repeated logits picks what forward picks over masked copies") {
+  // The autoregressive attention's kv routing: one row of logits per sequence, repeated for every
+  // query window with the window's prefix mask. Same indices (tie order included: with
+  // straight-through coordinate descent many scores saturate at 1.0) and same scores.
+  Generator g(22);
+  const int64_t b = 2, n = 96, dim = 8, w = 8, windows = n / w, k = 20;
+  for (const char* type : {"coor_descent", "cum_softmax"}) {
+    CAPTURE(type);
+    std::shared_ptr<Router> r = make_router(type, dim, true, 2, {}, &g, "test");
+    r->to(DType::Float64);
+    Tensor x = randn64({b, n, dim}, g) * 3.0;
+    const int64_t qb = b * (windows - 1), routes = 2;
+    std::vector<bool> mv(size_t(qb * n));
+    for (int64_t bi = 0; bi < b; ++bi)
+      for (int64_t i = 1; i < windows; ++i)
+        for (int64_t t = 0; t < n; ++t) mv[size_t((bi * (windows - 1) + i - 1) * n + t)] = t / w < i;
+    Tensor mask = from_vector(mv, {qb, n});
+    NoGradGuard ng;
+    Tensor copies = x.unsqueeze(1).expand({b, windows - 1, n, dim}).reshape({qb, n, dim});
+    RouterOutput want = r->forward(copies, k, mask);
+    Tensor s = r->logits(x).reshape({b, 1, routes, n}).expand({b, windows - 1, routes, n}).reshape({qb * routes, n});
+    RouterOutput got = r->forward_logits(s, k, mask);
+    CHECK(got.indices.to_vector<int64_t>() == want.indices.to_vector<int64_t>());
+    CHECK(got.scores.contiguous().to_vector<double>() == want.scores.contiguous().to_vector<double>());
+  }
+  // forward_logits's checks
+  CoordinateDescentRouter r(8, {}, &g);
+  r.to(DType::Float64);
+  CHECK_THROWS_WITH_AS(r.forward_logits(randn64({2, 3, 4}, g), 2), Contains("'s'"), colt5::Error);
+  CHECK_THROWS_WITH_AS(r.forward_logits(randn64({2, 6}, g), 0), Contains("num_tokens"), colt5::Error);
+  CHECK_THROWS_WITH_AS(r.forward_logits(randn64({2, 6}, g), 2, ones({2, 5}, DType::Bool)), Contains("'mask'"),
+                       colt5::Error);
+  CHECK_THROWS_WITH_AS(r.logits(randn64({2, 6, 3}, g)), Contains("'x'"), colt5::Error);
+}
