@@ -5,9 +5,9 @@
 // One block per row (blocks loop over rows when there are more than kMaxRowBlocks). A row that
 // fits (n * 9 bytes <= kCacheBytes) is loaded once into shared memory, as float64 values plus
 // keep flags; a longer row is re-read from global memory on every pass (threads stride over
-// it, so any n works). Every row is computed in float64. Block reductions (max, sum) are warp
-// shuffles then one warp over the warp results: a fixed order, so results are deterministic.
-// No atomics.
+// it, so any n works). Every row is computed in float64. Block reductions (max, sum) are
+// common.cuh's block_reduce: a shuffle butterfly within each warp, then the warp results
+// combined in index order; a fixed order, so results are deterministic. No atomics.
 //
 // Forward, per iteration t: block max of z_t, block sum of exp(z_t - max), a_t for every
 // thread; thread 0 stores a_t. The output pass writes exp(min(s + a_T, 0) / eps_{T+1}).
@@ -43,32 +43,8 @@ unsigned row_blocks(int64_t rows) { return unsigned(rows < kMaxRowBlocks ? rows 
 
 bool fits_cache(int64_t n) { return n * int64_t(sizeof(double) + 1) <= kCacheBytes; }
 
-struct MaxOp {
-  __device__ double operator()(double a, double b) const { return fmax(a, b); }
-};
-struct SumOp {
-  __device__ double operator()(double a, double b) const { return a + b; }
-};
-
-// Reduce v over the block (blockDim.x a multiple of 32, <= 1024) and return the result to every
-// thread. `red` holds 33 doubles of shared memory. Fixed order: shuffles within each warp, then
-// warp 0 over the warp results.
-template <class Op>
-__device__ double block_reduce(double v, double identity, double* red, Op op) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_down_sync(0xffffffffu, v, o));
-  if (lane == 0) red[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    v = lane < warps ? red[lane] : identity;
-    for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_down_sync(0xffffffffu, v, o));
-    if (lane == 0) red[32] = v;
-  }
-  __syncthreads();
-  const double r = red[32];
-  __syncthreads();  // red may be reused right away
-  return r;
-}
+// Block reductions: block_reduce / MaxOp / SumOp of common.cuh (`red` holds at least
+// kMaxThreads / 32 doubles of shared memory).
 
 // One row of s and of the mask, read from the shared-memory copy when the row is cached.
 template <class T>
@@ -103,7 +79,7 @@ __device__ int64_t load_row(Row<T>& row, const T* s, const bool* mask, int64_t r
   } else {
     for (int64_t j = threadIdx.x; j < n; j += blockDim.x) kept += row.keep(j) ? 1.0 : 0.0;
   }
-  return int64_t(block_reduce(kept, 0.0, red, SumOp{}));  // its barriers publish the cache
+  return int64_t(block_reduce(kept, red, SumOp{}));  // its barriers publish the cache
 }
 
 // z_t,j = (s_j + b_{t-1,j}) / eps_t (s + b_0 = 0).
@@ -117,11 +93,11 @@ __device__ double row_lse(const Row<T>& row, int64_t n, int64_t t, double a_prev
   double m = -INFINITY;
   for (int64_t j = threadIdx.x; j < n; j += blockDim.x)
     if (row.keep(j)) m = fmax(m, shifted(row.value(j), t, a_prev, eps_t));
-  m = block_reduce(m, -INFINITY, red, MaxOp{});
+  m = block_reduce(m, red, MaxOp{});
   double sum = 0;
   for (int64_t j = threadIdx.x; j < n; j += blockDim.x)
     if (row.keep(j)) sum += exp(shifted(row.value(j), t, a_prev, eps_t) - m);
-  sum = block_reduce(sum, 0.0, red, SumOp{});
+  sum = block_reduce(sum, red, SumOp{});
   return m + log(sum);
 }
 
@@ -130,7 +106,7 @@ __global__ void __launch_bounds__(kMaxThreads)
     coor_descent_forward_kernel(const T* s, const bool* mask, const double* logk, T* y, double* a, int64_t rows,
                                 int64_t n, CoorDescentParams p, bool cache) {
   extern __shared__ double smem[];
-  __shared__ double red[33];
+  __shared__ double red[kMaxThreads / 32];
   const int64_t iters = p.n_iters;
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {  // same trip count in every thread
     Row<T> row;
@@ -166,7 +142,7 @@ __global__ void __launch_bounds__(kMaxThreads)
     coor_descent_backward_kernel(const T* s, const bool* mask, const double* a, const T* g, T* ds, double* dlogk,
                                  double* work, int64_t rows, int64_t n, CoorDescentParams p, bool cache) {
   extern __shared__ double smem[];
-  __shared__ double red[33];
+  __shared__ double red[kMaxThreads / 32];
   const int64_t iters = p.n_iters;
   double* lse = work + int64_t(blockIdx.x) * 2 * iters;  // lse[t - 1] = lse_t
   double* abar = lse + iters;                            // abar[t - 1] = c_t, then dL/da_t
@@ -187,7 +163,7 @@ __global__ void __launch_bounds__(kMaxThreads)
     double local = 0;
     for (int64_t j = threadIdx.x; j < n; j += blockDim.x)
       if (row.keep(j)) local += output_adjoint(row.value(j), a_last, double(gr[j]), eps_final);
-    const double abar_last = block_reduce(local, 0.0, red, SumOp{});
+    const double abar_last = block_reduce(local, red, SumOp{});
     // Pass 1: lse_t and c_t for t = 2..T.
     double eps_t = p.eps_start;
     for (int64_t t = 2; t <= iters; ++t) {
@@ -200,7 +176,7 @@ __global__ void __launch_bounds__(kMaxThreads)
         const double v = row.value(j);
         if (v + a_prev > 0.0) c += exp(shifted(v, t, a_prev, eps_t) - l);
       }
-      c = block_reduce(c, 0.0, red, SumOp{});
+      c = block_reduce(c, red, SumOp{});
       if (threadIdx.x == 0) {
         lse[t - 1] = l;
         abar[t - 1] = c;

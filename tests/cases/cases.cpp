@@ -47,10 +47,19 @@ Tensor distinct_leaf(const Shape& shape, DType dtype, Device device, uint64_t se
   return t;
 }
 
+const char* layout_name(Layout l) {
+  switch (l) {
+    case Layout::Contiguous: return "contiguous";
+    case Layout::Transposed: return "transposed";
+    case Layout::Sliced: return "sliced";
+  }
+  return "";
+}
+
 std::vector<OpCase> all_cases() {
   std::vector<OpCase> all;
   for (auto group : {elementwise_cases, reduce_cases, softmax_cases, loss_cases, linalg_cases, norm_cases, shape_cases,
-                     indexing_cases, sort_cases}) {
+                     indexing_cases, sort_cases, routing_cases, attention_cases, local_attention_cases}) {
     auto cs = group();
     all.insert(all.end(), cs.begin(), cs.end());
   }

@@ -16,6 +16,7 @@
 namespace colt5::cases {
 
 enum class Layout { Contiguous, Transposed, Sliced };
+const char* layout_name(Layout l);  // "contiguous", "transposed", "sliced"
 
 // A random float leaf of `shape`, made with the given layout:
 //   Contiguous: plain;  Transposed: the transpose of a contiguous [.., b, a] tensor (last two
@@ -53,6 +54,9 @@ std::vector<OpCase> norm_cases();
 std::vector<OpCase> shape_cases();     // views, cat, stack, pad, flip, contiguous
 std::vector<OpCase> indexing_cases();
 std::vector<OpCase> sort_cases();
+std::vector<OpCase> routing_cases();  // coor_descent, sinkhorn, gumbel_sinkhorn
+std::vector<OpCase> attention_cases();        // attention (heavy)
+std::vector<OpCase> local_attention_cases();  // local_attention
 
 std::vector<OpCase> all_cases();
 

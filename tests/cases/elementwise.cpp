@@ -16,10 +16,9 @@ struct Domain {
 // Kinked ops use distinct values (no element within 0.05 of the kink at 0).
 OpCase unary_case(const std::string& name, std::function<Tensor(const Tensor&)> f, const Shape& shape, Layout layout,
                   Domain dom, bool kinked) {
-  static const char* layout_names[] = {"contiguous", "transposed", "sliced"};
   OpCase c;
   c.op = name;
-  c.variant = str(shape, " ", layout_names[int(layout)]);
+  c.variant = str(shape, " ", layout_name(layout));
   c.inputs = [=](DType dt, Device dev, uint64_t seed) -> TensorList {
     if (kinked) {
       // distinct values, none at 0 (the kink of relu and abs), none near clamp's bounds

@@ -32,11 +32,6 @@ Tensor distinct_index(const Shape& shape, int64_t dim, int64_t high, uint64_t se
 
 int64_t size_at(const Shape& shape, int64_t dim) { return shape[dim < 0 ? dim + int64_t(shape.size()) : dim]; }
 
-const char* layout_name(Layout l) {
-  static const char* names[] = {"contiguous", "transposed", "sliced"};
-  return names[int(l)];
-}
-
 OpCase gather_case(const Shape& xs, Layout lx, int64_t dim, const Shape& is) {
   OpCase c;
   c.op = "gather";

@@ -13,7 +13,7 @@ struct Operand {
   Layout layout = Layout::Contiguous;
 };
 
-const char* layout_name(Layout l) {
+const char* layout_suffix(Layout l) {  // "", " (T)", " (sliced)" after an operand's shape
   switch (l) {
     case Layout::Contiguous: return "";
     case Layout::Transposed: return " (T)";
@@ -26,7 +26,7 @@ OpCase product_case(const std::string& op, Operand a, Operand b,
                     std::function<Tensor(const Tensor&, const Tensor&)> f) {
   OpCase c;
   c.op = op;
-  c.variant = str(a.shape, layout_name(a.layout), " @ ", b.shape, layout_name(b.layout));
+  c.variant = str(a.shape, layout_suffix(a.layout), " @ ", b.shape, layout_suffix(b.layout));
   c.inputs = [=](DType dt, Device dev, uint64_t seed) -> TensorList {
     return {leaf(a.shape, dt, dev, seed, a.layout), leaf(b.shape, dt, dev, seed + 1, b.layout)};
   };
@@ -38,7 +38,7 @@ OpCase linear_case(const Shape& x, Layout lx, int64_t out, bool with_bias, Layou
   OpCase c;
   c.op = "linear";
   const int64_t in = x.back();
-  c.variant = str("x ", x, layout_name(lx), " w ", Shape{out, in}, layout_name(lw), with_bias ? " + bias" : " no bias");
+  c.variant = str("x ", x, layout_suffix(lx), " w ", Shape{out, in}, layout_suffix(lw), with_bias ? " + bias" : " no bias");
   c.inputs = [=](DType dt, Device dev, uint64_t seed) -> TensorList {
     TensorList ts = {leaf(x, dt, dev, seed, lx), leaf({out, in}, dt, dev, seed + 1, lw, 0.5)};
     if (with_bias) ts.push_back(leaf({out}, dt, dev, seed + 2));

@@ -16,10 +16,9 @@ Tensor make_targets(int64_t N, int64_t C, const std::vector<int64_t>& ignored, i
 }
 
 OpCase ce_case(int64_t N, int64_t C, Layout layout, std::vector<int64_t> ignored, int64_t ignore_index = -100) {
-  static const char* layout_names[] = {"contiguous", "transposed", "sliced"};
   OpCase c;
   c.op = "cross_entropy";
-  c.variant = str("logits [", N, ", ", C, "] ", layout_names[int(layout)], ", rows ", ignored,
+  c.variant = str("logits [", N, ", ", C, "] ", layout_name(layout), ", rows ", ignored,
                   " set to ignore_index ", ignore_index);
   c.inputs = [=](DType dt, Device dev, uint64_t seed) -> TensorList {
     return {leaf({N, C}, dt, dev, seed, layout, 1.5), make_targets(N, C, ignored, ignore_index, dev, seed + 1)};

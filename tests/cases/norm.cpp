@@ -7,15 +7,6 @@ namespace colt5::cases {
 
 namespace {
 
-const char* layout_name(Layout l) {
-  switch (l) {
-    case Layout::Contiguous: return "contiguous";
-    case Layout::Transposed: return "transposed";
-    case Layout::Sliced: return "sliced";
-  }
-  return "";
-}
-
 OpCase layer_norm_case(const Shape& shape, Layout layout, bool affine, double eps = 1e-5) {
   OpCase c;
   c.op = "layer_norm";

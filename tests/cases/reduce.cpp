@@ -7,11 +7,6 @@ namespace colt5::cases {
 
 namespace {
 
-const char* layout_name(Layout l) {
-  static const char* names[] = {"contiguous", "transposed", "sliced"};
-  return names[int(l)];
-}
-
 // Distinct values (see distinct_leaf) with the given memory layout.
 Tensor distinct_input(const Shape& shape, DType dt, Device dev, uint64_t seed, Layout layout) {
   Tensor t;

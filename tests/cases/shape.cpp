@@ -9,11 +9,6 @@ namespace colt5::cases {
 
 namespace {
 
-const char* layout_name(Layout l) {
-  static const char* names[] = {"contiguous", "transposed", "sliced"};
-  return names[int(l)];
-}
-
 using Fn1 = std::function<Tensor(const Tensor&)>;
 
 OpCase one(const std::string& op, const std::string& what, const Shape& shape, Layout layout, Fn1 f) {

@@ -8,10 +8,9 @@ namespace colt5::cases {
 namespace {
 
 OpCase softmax_case(bool log, const Shape& shape, int64_t dim, Layout layout, double scale = 1.0, double shift = 0.0) {
-  static const char* layout_names[] = {"contiguous", "transposed", "sliced"};
   OpCase c;
   c.op = log ? "log_softmax" : "softmax";
-  c.variant = str(shape, " dim=", dim, " ", layout_names[int(layout)], shift != 0.0 ? str(" shift=", shift) : "");
+  c.variant = str(shape, " dim=", dim, " ", layout_name(layout), shift != 0.0 ? str(" shift=", shift) : "");
   c.inputs = [=](DType dt, Device dev, uint64_t seed) -> TensorList {
     return {leaf(shape, dt, dev, seed, layout, scale, shift)};
   };

@@ -8,11 +8,6 @@ namespace colt5::cases {
 
 namespace {
 
-const char* layout_name(Layout l) {
-  static const char* names[] = {"contiguous", "transposed", "sliced"};
-  return names[int(l)];
-}
-
 // Distinct values (see distinct_leaf) with the given memory layout: Transposed swaps the last
 // two dims in memory, Sliced takes every other element of a twice-as-long last dim.
 Tensor distinct(const Shape& shape, Layout layout, DType dt, Device dev, uint64_t seed) {

@@ -4,11 +4,16 @@
 //      tolerance), and the allocator's live bytes return to where they were;
 //   2. gradcheck in float64 on the GPU;
 //   3. backward run twice gives bit-identical gradients (no floating-point atomics).
+// COLT5_CASES=a,b (environment) keeps the cases whose name contains a or b: the sanitizer runs
+// use it to cover a few kernels' cases without the whole list's ~100x slowdown.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "tests/cases/cases.h"
 #include "tests/gpu/gpu.h"
@@ -17,6 +22,25 @@ using namespace colt5;
 using colt5::gputest::gpu;
 
 namespace {
+
+// The case list, filtered by COLT5_CASES (see the file comment).
+std::vector<cases::OpCase> selected_cases() {
+  std::vector<cases::OpCase> all = cases::all_cases();
+  const char* env = std::getenv("COLT5_CASES");
+  if (!env || !*env) return all;
+  std::vector<std::string> keys;
+  std::stringstream ss(env);
+  for (std::string k; std::getline(ss, k, ',');)
+    if (!k.empty()) keys.push_back(k);
+  std::vector<cases::OpCase> kept;
+  for (const cases::OpCase& c : all)
+    for (const std::string& k : keys)
+      if (c.name().find(k) != std::string::npos) {
+        kept.push_back(c);
+        break;
+      }
+  return kept;
+}
 
 std::string fmt_sci(double v) {
   char buf[32];
@@ -50,9 +74,9 @@ TEST_CASE("gpu: every op matches the CPU reference, forward and backward, float3
   COLT5_REQUIRE_GPU();
   for (DType dt : {DType::Float32, DType::Float64}) {
     double worst_out = 0, worst_grad = 0;  // reported at the end, for the record
-    for (const cases::OpCase& c : cases::all_cases()) {
+    for (const cases::OpCase& c : selected_cases()) {
       CAPTURE(c.name());
-      CAPTURE(dtype_name(dt));
+      CAPTURE(std::string(dtype_name(dt)));
       const size_t live_before = memory_allocated(gpu());
       try {
         Run cpu = run_case(c, c.inputs(dt, kCPU, 21), 5);
@@ -86,7 +110,7 @@ TEST_CASE("gpu: every op matches the CPU reference, forward and backward, float3
 
 TEST_CASE("gpu: gradcheck in float64 on the GPU for every differentiable op") {
   COLT5_REQUIRE_GPU();
-  for (const cases::OpCase& c : cases::all_cases()) {
+  for (const cases::OpCase& c : selected_cases()) {
     if (!c.differentiable) continue;
     CAPTURE(c.name());
     try {
@@ -102,7 +126,7 @@ TEST_CASE("gpu: gradcheck in float64 on the GPU for every differentiable op") {
 
 TEST_CASE("gpu: backward is deterministic (bit-identical gradients on a second run)") {
   COLT5_REQUIRE_GPU();
-  for (const cases::OpCase& c : cases::all_cases()) {
+  for (const cases::OpCase& c : selected_cases()) {
     if (!c.differentiable) continue;
     CAPTURE(c.name());
     try {

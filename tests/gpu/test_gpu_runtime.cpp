@@ -14,7 +14,7 @@ TEST_CASE("gpu: transfers round-trip every dtype, including non-contiguous tenso
   COLT5_REQUIRE_GPU();
   Tensor x = arange(0.0, 24.0, 1.0, DType::Float64).reshape({2, 3, 4});
   for (DType dt : {DType::Float32, DType::Float64, DType::Int64, DType::Int32, DType::Bool}) {
-    CAPTURE(dtype_name(dt));
+    CAPTURE(std::string(dtype_name(dt)));
     Tensor h = x.to(dt);
     Tensor d = h.to(gpu());
     CHECK(d.device() == gpu());
@@ -118,7 +118,7 @@ TEST_CASE("gpu: sort and topk of long rows (global-memory path) match the CPU ex
   COLT5_REQUIRE_GPU();
   for (DType dt : {DType::Float32, DType::Float64}) {
     for (Shape shape : {Shape{3, 10000}, Shape{1, 100000}, Shape{2, 9000, 2}}) {
-      CAPTURE(dtype_name(dt));
+      CAPTURE(std::string(dtype_name(dt)));
       CAPTURE(shape);
       Generator g(11);
       // Few distinct values (many ties) and some NaNs.
