@@ -91,3 +91,25 @@ TEST_CASE("colt5_bench: --list names the CPU workloads of the benchmark") {
     CHECK(r.output.find(name) != std::string::npos);
   }
 }
+
+TEST_CASE("bench_cases: the op case list in perf mode times the cases it selects") {
+  const std::string json_path = temp_path("cases.json");
+  std::filesystem::remove(json_path);
+  const testing::Run r = run_program("COLT5_BENCH_CASES_EXE", COLT5_BENCH_CASES_EXE,
+                                     "--device cpu --only rms_norm --warmup 1 --reps 2 --json " + json_path);
+  CAPTURE(r.output);
+  REQUIRE(r.status == 0);
+  std::ifstream f(json_path);
+  const nlohmann::json j = nlohmann::json::parse(f);
+  CHECK(j["program"] == "bench_cases");
+  REQUIRE(j["results"].size() >= 2);  // tests/cases/norm.cpp has several rms_norm cases
+  for (const nlohmann::json& row : j["results"]) {
+    CHECK(row["case"].get<std::string>().rfind("rms_norm ", 0) == 0);
+    CHECK(row["forward_us"].get<double>() > 0);
+    CHECK(row["forward_backward_us"].get<double>() > 0);  // rms_norm is differentiable
+  }
+  std::filesystem::remove(json_path);
+  const testing::Run none = run_program("COLT5_BENCH_CASES_EXE", COLT5_BENCH_CASES_EXE, "--only no-such-case");
+  CHECK(none.status == 1);
+  CHECK(none.output.find("no case matches") != std::string::npos);
+}
