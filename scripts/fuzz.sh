@@ -4,8 +4,8 @@
 #   scripts/fuzz.sh BUILD_DIR SECONDS
 #
 # BUILD_DIR is configured when it has no build.ninja yet: clang (libFuzzer comes with it), CPU
-# only, ASan + UBSan (-Db_sanitize=address,undefined -Db_lundef=false), debugoptimized with
-# frame pointers, -Dfuzz=enabled, and every file compiled with -fsanitize=fuzzer-no-link so that
+# only, ASan + UBSan (-Db_sanitize=address,undefined -Db_lundef=false), -O1 without debug info
+# (as scripts/sanitize.sh, for build time) with frame pointers, -Dfuzz=enabled, and every file compiled with -fsanitize=fuzzer-no-link so that
 # the library's code, not only the targets', guides the fuzzer (tests/fuzz/meson.build adds
 # -fsanitize=fuzzer to the targets). Only the targets and the seed programs are built: Debian's
 # clang 14 cannot compile the doctest suites (scripts/sanitize.sh says why), which the sanitizer
@@ -32,7 +32,7 @@ seconds=$2
 cd "$(dirname "$0")/.."
 
 if [ ! -f "$build_dir/build.ninja" ]; then
-  CC=clang CXX=clang++ meson setup "$build_dir" -Dfuzz=enabled -Dcuda=disabled -Dbuildtype=debugoptimized \
+  CC=clang CXX=clang++ meson setup "$build_dir" -Dfuzz=enabled -Dcuda=disabled -Doptimization=1 -Ddebug=false \
     -Db_sanitize=address,undefined -Db_lundef=false "-Dcpp_args=-fno-omit-frame-pointer -fsanitize=fuzzer-no-link"
 fi
 targets=(fuzz_safetensors fuzz_checkpoint)
