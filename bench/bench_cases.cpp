@@ -81,11 +81,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
-    Device dev = kCPU;
-    if (a.device == "cuda") {
-      COLT5_CHECK(cuda_is_available(), "flag --device cuda: no CUDA device is available");
-      dev = cuda_device(0);
-    }
+    const Device dev = bench::device_from_flag(a.device);
     const DType dt = a.dtype == "float64" ? DType::Float64 : DType::Float32;
     json rows = json::array();
     std::printf("%-64s %12s %12s\n", "case", "fwd us", "fwd+bwd us");

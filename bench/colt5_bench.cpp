@@ -164,13 +164,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
-    Device dev = kCPU;
-    if (a.device == "cuda") {
-      COLT5_CHECK(cuda_is_available(), "flag --device cuda: no CUDA device is available");
-      dev = cuda_device(0);
-    } else if (a.device == "auto" && cuda_is_available()) {
-      dev = cuda_device(0);
-    }
+    const Device dev = bench::device_from_flag(a.device);
     std::vector<const bench::Workload*> rows;
     for (const bench::Workload& w : bench::workloads())
       if (selected(w, dev, a)) rows.push_back(&w);

@@ -24,6 +24,15 @@
 
 namespace colt5::bench {
 
+Device device_from_flag(const std::string& name) {
+  if (name == "cuda") {
+    COLT5_CHECK(cuda_is_available(), "flag --device cuda: no CUDA device is available");
+    return cuda_device(0);
+  }
+  COLT5_CHECK(name == "cpu" || name == "auto", "flag --device: expected auto, cpu or cuda, got '", name, "'");
+  return name == "auto" && cuda_is_available() ? cuda_device(0) : kCPU;
+}
+
 namespace {
 
 void summarise(Timing& t) {

@@ -31,6 +31,10 @@ struct Timing {
 // Time `call` on `device`: `warmup` untimed calls, then `reps` timed ones (reps >= 1).
 Timing time_calls(Device device, const std::function<void()>& call, int warmup, int reps);
 
+// The device a --device flag names: "cpu", "cuda" (an error when no CUDA device is available) or
+// "auto" (cuda when there is one, else cpu).
+Device device_from_flag(const std::string& name);
+
 // Resident set size of this process now, and its peak since the last reset, in bytes (0 where
 // /proc is unreadable). reset_peak_rss() returns false when the kernel does not allow it.
 size_t current_rss_bytes();
