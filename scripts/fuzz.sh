@@ -36,7 +36,10 @@ if [ ! -f "$build_dir/build.ninja" ]; then
     -Db_sanitize=address,undefined -Db_lundef=false "-Dcpp_args=-fno-omit-frame-pointer -fsanitize=fuzzer-no-link"
 fi
 targets=(fuzz_safetensors fuzz_checkpoint)
-if ! ninja -C "$build_dir" -t targets all | grep -q '^tests/fuzz/fuzz_safetensors:'; then
+# The target list goes through a variable, not a pipe: grep -q exits at its first match, ninja then
+# dies of SIGPIPE on a long list, and pipefail turns that into "no fuzz targets".
+target_list=$(ninja -C "$build_dir" -t targets all)
+if ! grep -q '^tests/fuzz/fuzz_safetensors:' <<<"$target_list"; then
   echo "fuzz.sh: $build_dir has no fuzz targets: they need clang and -Dfuzz=enabled (see tests/fuzz/README.md)" >&2
   exit 2
 fi
