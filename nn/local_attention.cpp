@@ -43,9 +43,10 @@ LocalMHA::LocalMHA(const LocalMHAOptions& opts, Generator* gen) : opts_(opts) {
               opts.dropout);
   COLT5_CHECK(std::isfinite(opts.qk_scale) && opts.qk_scale > 0, who,
               ": option 'qk_scale' expected a finite value > 0, got ", opts.qk_scale);
-  COLT5_CHECK(!opts.use_rotary_pos_emb, who,
-              ": option 'use_rotary_pos_emb' = true is not supported (rotary embeddings are not implemented)");
-  COLT5_CHECK(!opts.use_xpos, who, ": option 'use_xpos' = true is not supported (needs rotary embeddings)");
+  COLT5_CHECK(!opts.use_rotary_pos_emb || opts.dim_head % 2 == 0, who,
+              ": option 'dim_head' expected an even value with use_rotary_pos_emb (rotary turns pairs), got ",
+              opts.dim_head);
+  COLT5_CHECK(!opts.use_xpos, who, ": option 'use_xpos' = true is not supported (xpos is not implemented)");
   attn_opts_ = opts.attention_options();
   validate(attn_opts_, who);
 
@@ -56,6 +57,7 @@ LocalMHA::LocalMHA(const LocalMHAOptions& opts, Generator* gen) : opts_(opts) {
     q_scale = register_parameter("q_scale", ones({opts.dim_head}));
     k_scale = register_parameter("k_scale", ones({opts.dim_head}));
   }
+  if (opts.use_rotary_pos_emb) attn_fn = register_module("attn_fn", std::make_shared<LocalAttentionPositions>(opts.dim_head));
   to_out = register_module("to_out", std::make_shared<Linear>(inner, opts.dim, false, gen));
 }
 
@@ -84,6 +86,13 @@ Tensor LocalMHA::forward(const Tensor& x, const Tensor& mask) const {
   if (opts_.qk_rmsnorm) {
     q = l2norm_scaled(q, q_scale);
     k = l2norm_scaled(k, k_scale);
+  }
+  if (attn_fn) {
+    // Keys at their positions t, queries at t + lf w: the reference's in-frame offsets (header).
+    const int64_t lf = attn_opts_.look_forward.value_or(opts_.causal ? 0 : 1);
+    const RotaryEmbedding& rope = *attn_fn->rel_pos;
+    q = apply_rotary(rope.angles(n, lf * opts_.window_size), q);
+    k = apply_rotary(rope.angles(n, 0), k);
   }
   const Tensor out = local_attention(q, k, v, mask, attn_opts_);  // [b, h, n, d]
   return to_out->forward(out.permute({0, 2, 1, 3}).reshape({b, n, inner}));

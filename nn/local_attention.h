@@ -27,9 +27,21 @@
 // LocalMHA (x [b, n, dim], mask [b, n] bool, True = keep):
 //   x' = LayerNorm(x) (prenorm)  ->  q | k | v = to_qkv(x') split in three, each 'b n (h d) -> b h n d'
 //   (qk_rmsnorm: q, k l2-normalised and scaled by the learned q_scale / k_scale, scale = qk_scale)
-//   -> the core with heads merged into the batch -> 'b h n d -> b n (h d)' -> to_out.
+//   (use_rotary_pos_emb: q and k rotated, see below) -> the core with heads merged into the batch
+//   -> 'b h n d -> b n (h d)' -> to_out.
+// Rotary positions (nn/rotary.h). local-attention rotates inside each window's frame of
+// J = (lb + 1 + lf) w keys: key slot j at angle j F, and the w queries as the frame's LAST w
+// slots, J - w + i (for causal attention that is the query window; for look_forward > 0 it is a
+// fixed shift). Only offsets matter (R(a)^T R(b) = R(b - a)): for a query at sequence position
+// t_q and a key at t_k the frame offset is
+//   (t_k - (W_q - lb) w) - (J - w + t_q - W_q w) = t_k - t_q - lf w,
+// the same in every window, so rotating every query once at t_q + lf w and every key at t_k,
+// before the fused core, gives the reference's scores (to rounding) with no per-window copy.
+// (The -1 fillers outside the sequence, which the reference also rotates, are masked.)
+// xpos (a per-frame decaying scale on top of the rotation) is not implemented.
 // Parameters (the reference's state_dict keys): norm.weight, norm.bias (prenorm), to_qkv.weight
-// [3 h d, dim], q_scale, k_scale [d] (qk_rmsnorm), to_out.weight [dim, h d]; no biases.
+// [3 h d, dim], q_scale, k_scale [d] (qk_rmsnorm), attn_fn.rel_pos.inv_freq [d / 2] (a buffer;
+// use_rotary_pos_emb), to_out.weight [dim, h d]; no biases.
 //
 // The core is the local_attention op: a fused kernel (CPU, CUDA) with its own backward, or the
 // composed version built from public differentiable ops where the kernel does not apply.
@@ -42,6 +54,7 @@
 #include "autograd/ops/attention.h"
 #include "nn/layers.h"
 #include "nn/module.h"
+#include "nn/rotary.h"
 
 namespace colt5::nn {
 
@@ -74,19 +87,29 @@ struct LocalMHAOptions {
   bool prenorm = false;     // LayerNorm(dim) on the input ("norm.weight", "norm.bias")
   bool qk_rmsnorm = false;  // l2-normalise q and k, learned q_scale / k_scale, scale = qk_scale
   double qk_scale = 8.0;
-  bool use_xpos = false;                                 // not supported (needs rotary embeddings)
+  bool use_xpos = false;                                 // not supported (xpos is not implemented)
   std::optional<double> xpos_scale_base = std::nullopt;  // only meaningful with use_xpos
   std::optional<bool> exact_windowsize = std::nullopt;   // default (nullopt): true, LocalMHA's default
   // forwarded to LocalAttention
   int64_t look_backward = 1;
   std::optional<int64_t> look_forward = std::nullopt;  // default (nullopt): 0 if causal else 1
   bool shared_qk = false;
-  // Rotary position embeddings are not implemented. The reference's LocalAttention defaults
-  // this to True, but CoLT5 always passes False (and so do the golden fixtures); true throws.
+  // Rotary positions on q and k (dim_head even). The reference's LocalAttention defaults this to
+  // True, but CoLT5 always passes False for its light branch, so false is the default here.
   bool use_rotary_pos_emb = false;
 
   // The core's options as LocalMHA builds them (autopad on, scale = qk_scale with qk_rmsnorm).
   LocalAttentionOptions attention_options() const;
+};
+
+// local-attention keeps the rotary frequencies at LocalMHA.attn_fn.rel_pos; this module holds
+// them under that name, so that state_dict keys are the reference's.
+class LocalAttentionPositions : public Module {
+public:
+  explicit LocalAttentionPositions(int64_t dim_head) {
+    rel_pos = register_module("rel_pos", std::make_shared<RotaryEmbedding>(dim_head));
+  }
+  std::shared_ptr<RotaryEmbedding> rel_pos;  // "rel_pos"
 };
 
 class LocalMHA : public Module {
@@ -104,6 +127,7 @@ public:
   std::shared_ptr<LayerNorm> norm;  // "norm" (prenorm only)
   std::shared_ptr<Linear> to_qkv;   // "to_qkv": dim -> 3 h d, no bias
   Tensor q_scale, k_scale;          // [d] ones (qk_rmsnorm only)
+  std::shared_ptr<LocalAttentionPositions> attn_fn;  // "attn_fn" (use_rotary_pos_emb only)
   std::shared_ptr<Linear> to_out;   // "to_out": h d -> dim, no bias
 
 private:

@@ -40,6 +40,8 @@ void ModelConfig::validate() const {
   check_range(num_heavy_tokens_kv, 1, max_seq_len, "num_heavy_tokens_kv");
   check_range(light_heads, 1, L::kHeads, "light_heads");
   check_range(light_dim_head, 1, L::kDimHead, "light_dim_head");
+  COLT5_CHECK(!light_rotary || light_dim_head % 2 == 0, "ModelConfig: 'light_dim_head' expected an even value with ",
+              "'light_rotary' (rotary turns pairs of dims), got ", light_dim_head);
   check_range(heavy_heads, 1, L::kHeads, "heavy_heads");
   check_range(heavy_dim_head, 1, L::kDimHead, "heavy_dim_head");
   check_range(num_heavy_ff_tokens, 1, max_seq_len, "num_heavy_ff_tokens");
@@ -117,6 +119,7 @@ CoLT5LM::Block::Block(const ModelConfig& c, Generator* gen) {
   a.light_dim_head = c.light_dim_head;
   a.heavy_heads = c.heavy_heads;
   a.heavy_dim_head = c.heavy_dim_head;
+  a.light_use_rotary_pos_emb = c.light_rotary;
   attn = register_module("attn", std::make_shared<ConditionalRoutedAutoregressiveAttention>(c.dim, a, gen));
   CausalRoutedFeedForwardOptions f;
   f.num_heavy_tokens = c.num_heavy_ff_tokens;
@@ -164,6 +167,7 @@ CoLT5Encoder::CoLT5Encoder(const ModelConfig& cfg, Generator* gen) : Model(cfg, 
   o.light_dim_head = cfg.light_dim_head;
   o.heavy_heads = cfg.heavy_heads;
   o.heavy_dim_head = cfg.heavy_dim_head;
+  o.light_use_rotary_pos_emb = cfg.light_rotary;
   o.light_ff_mult = cfg.light_ff_mult;
   o.heavy_ff_mult = cfg.heavy_ff_mult;
   auto seq = register_module("blocks", std::make_shared<Sequential>());

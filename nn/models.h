@@ -86,6 +86,10 @@ struct ModelConfig {
   int64_t num_heavy_tokens_kv = 16;
   int64_t light_heads = 4, light_dim_head = 16;
   int64_t heavy_heads = 4, heavy_dim_head = 16;
+  // Rotary positions in every light attention (LocalMHA's use_rotary_pos_emb; light_dim_head
+  // even). Off by default, as in CoLT5 and in checkpoints written before it existed; the
+  // training presets turn it on (it is what lets the light branch bind a token to its neighbour).
+  bool light_rotary = false;
   // feedforward
   int64_t num_heavy_ff_tokens = 8;  // encoder: per sequence; LM: per ff_window_size tokens
   int64_t ff_window_size = 16;      // LM only
@@ -109,7 +113,7 @@ struct ModelConfig {
     f("heavy_heads", c.heavy_heads), f("heavy_dim_head", c.heavy_dim_head);
     f("num_heavy_ff_tokens", c.num_heavy_ff_tokens), f("ff_window_size", c.ff_window_size);
     f("light_ff_mult", c.light_ff_mult), f("heavy_ff_mult", c.heavy_ff_mult), f("emb_init_std", c.emb_init_std);
-    f("pos_init_std", c.pos_init_std);
+    f("pos_init_std", c.pos_init_std), f("light_rotary", c.light_rotary);
   }
   nlohmann::json to_json() const;
   // Unknown keys and wrong types are errors (a checkpoint from another program is rejected).

@@ -6,6 +6,7 @@
 #include "nn/layers.h"
 #include "nn/local_attention.h"
 #include "nn/module.h"
+#include "nn/rotary.h"
 #include "nn/routed.h"
 #include "nn/routers.h"
 #include "nn/safetensors.h"

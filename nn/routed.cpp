@@ -155,7 +155,7 @@ ConditionalRoutedAttention::ConditionalRoutedAttention(int64_t dim, const Condit
   lo.window_size = o.light_window_size / 2;
   lo.prenorm = true;
   lo.causal = false;
-  lo.use_rotary_pos_emb = false;
+  lo.use_rotary_pos_emb = o.light_use_rotary_pos_emb;
   lo.look_backward = 1;
   lo.look_forward = 1;
   light_attn = register_module("light_attn", std::make_shared<LocalMHA>(lo, gen));
@@ -212,7 +212,7 @@ ConditionalRoutedAutoregressiveAttention::ConditionalRoutedAutoregressiveAttenti
   lo.causal = true;
   // exact_windowsize keeps LocalMHA's default (true): 0.4.8 does not pass it (a later release passes
   // False), and the golden fixture agrees.
-  lo.use_rotary_pos_emb = false;
+  lo.use_rotary_pos_emb = o.light_use_rotary_pos_emb;
   light_attn = register_module("light_attn", std::make_shared<LocalMHA>(lo, gen));
   build_heavy_branch(dim, self_attention_heavy_options(o), gen, op);
 }
@@ -397,6 +397,7 @@ ConditionalRoutedTransformerBlock::ConditionalRoutedTransformerBlock(
   ao.use_triton = o.use_triton;
   ao.use_null_q_tokens = o.use_null_q_tokens;
   ao.use_flash_attn = o.use_flash_attn;
+  ao.light_use_rotary_pos_emb = o.light_use_rotary_pos_emb;
   conditional_attn = register_module("conditional_attn", std::make_shared<ConditionalRoutedAttention>(dim, ao, gen));
 }
 

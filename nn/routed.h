@@ -122,6 +122,10 @@ struct ConditionalRoutedAttentionOptions {
   bool use_triton = false;
   bool use_null_q_tokens = true;
   bool use_flash_attn = false;
+  // Not a reference option: rotary positions in the light LocalMHA (its use_rotary_pos_emb, which
+  // every CoLT5 release passes as False), a relative position signal for the light branch; see
+  // nn/local_attention.h and nn/rotary.h. Needs an even light_dim_head.
+  bool light_use_rotary_pos_emb = false;
 };
 
 // The heavy half shared by the three routed attentions: an optional learned null query token
@@ -202,6 +206,10 @@ struct ConditionalRoutedAutoregressiveAttentionOptions {
   bool use_triton = false;
   bool use_null_q_tokens = true;
   bool use_flash_attn = false;
+  // Not a reference option: rotary positions in the light LocalMHA (its use_rotary_pos_emb, which
+  // every CoLT5 release passes as False), a relative position signal for the light branch; see
+  // nn/local_attention.h and nn/rotary.h. Needs an even light_dim_head.
+  bool light_use_rotary_pos_emb = false;
 };
 
 class ConditionalRoutedAutoregressiveAttention : public RoutedHeavyBranch {
@@ -290,6 +298,10 @@ struct ConditionalRoutedTransformerBlockOptions {
   bool use_triton = false;
   bool use_null_q_tokens = true;
   bool use_flash_attn = false;
+  // Not a reference option: rotary positions in the light LocalMHA (its use_rotary_pos_emb, which
+  // every CoLT5 release passes as False), a relative position signal for the light branch; see
+  // nn/local_attention.h and nn/rotary.h. Needs an even light_dim_head.
+  bool light_use_rotary_pos_emb = false;
 };
 
 class ConditionalRoutedTransformerBlock : public Module {

@@ -358,6 +358,7 @@ TEST_CASE("LocalMHA: gradcheck (float64, autopad, masks, causal and not)") {
     bool prenorm;
     bool qk_rmsnorm;
     bool shared_qk = false;
+    bool rotary = false;  // head width 4 (rotary turns pairs) instead of 3
   };
   const Variant variants[] = {
       {"non-causal exact", false, true, 1, 1, true, false},
@@ -366,14 +367,17 @@ TEST_CASE("LocalMHA: gradcheck (float64, autopad, masks, causal and not)") {
       {"causal not exact", true, false, 1, std::nullopt, false, false},
       {"non-causal qk_rmsnorm", false, true, 1, 1, false, true},
       {"causal shared_qk", true, true, 1, std::nullopt, true, false, true},
+      {"non-causal rotary", false, true, 1, 1, true, false, false, true},
+      {"causal rotary, qk_rmsnorm", true, true, 1, std::nullopt, true, true, false, true},
   };
   for (const Variant& var : variants) {
     CAPTURE(var.name);
     LocalMHAOptions o;
     o.dim = 6;
     o.window_size = 3;  // n = 7: not a multiple of the window
-    o.dim_head = 3;
+    o.dim_head = var.rotary ? 4 : 3;
     o.heads = 2;
+    o.use_rotary_pos_emb = var.rotary;
     o.prenorm = var.prenorm;
     o.causal = var.causal;
     o.exact_windowsize = var.exact;

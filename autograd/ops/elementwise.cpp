@@ -37,6 +37,8 @@ Tensor rsqrt(const Tensor& x) { return unary_op(UnaryOp::Rsqrt, x); }
 Tensor abs(const Tensor& x) { return unary_op(UnaryOp::Abs, x); }
 Tensor sigmoid(const Tensor& x) { return unary_op(UnaryOp::Sigmoid, x); }
 Tensor tanh(const Tensor& x) { return unary_op(UnaryOp::Tanh, x); }
+Tensor sin(const Tensor& x) { return unary_op(UnaryOp::Sin, x); }
+Tensor cos(const Tensor& x) { return unary_op(UnaryOp::Cos, x); }
 Tensor pow(const Tensor& x, double p) { return unary_op(UnaryOp::Pow, x, {p, 0}); }
 Tensor clamp(const Tensor& x, double lo, double hi) {
   COLT5_CHECK(lo <= hi, "clamp: argument 'lo' (", lo, ") expected <= 'hi' (", hi, ")");

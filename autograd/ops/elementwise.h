@@ -17,6 +17,8 @@ Tensor rsqrt(const Tensor& x);     // 1/sqrt(x)
 Tensor abs(const Tensor& x);
 Tensor sigmoid(const Tensor& x);
 Tensor tanh(const Tensor& x);
+Tensor sin(const Tensor& x);
+Tensor cos(const Tensor& x);
 Tensor pow(const Tensor& x, double p);            // x^p
 Tensor clamp(const Tensor& x, double lo, double hi);  // gradient 1 strictly inside [lo, hi]
 Tensor clamp_min(const Tensor& x, double lo);

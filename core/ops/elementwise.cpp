@@ -4,7 +4,7 @@ namespace colt5::ops {
 
 const char* unary_name(UnaryOp op) {
   static const char* names[] = {"neg",  "exp",     "log",  "relu", "gelu",       "sqrt",       "rsqrt",      "abs",
-                                "sigmoid", "tanh", "pow", "clamp", "add_scalar", "mul_scalar", "logical_not"};
+                                "sigmoid", "tanh", "sin", "cos", "pow", "clamp", "add_scalar", "mul_scalar", "logical_not"};
   static_assert(sizeof(names) / sizeof(names[0]) == kUnaryOpCount);
   return names[int(op)];
 }

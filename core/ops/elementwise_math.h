@@ -15,9 +15,9 @@
 namespace colt5 {
 
 enum class UnaryOp : uint8_t {
-  Neg, Exp, Log, Relu, Gelu, Sqrt, Rsqrt, Abs, Sigmoid, Tanh, Pow, Clamp, AddScalar, MulScalar, LogicalNot,
+  Neg, Exp, Log, Relu, Gelu, Sqrt, Rsqrt, Abs, Sigmoid, Tanh, Sin, Cos, Pow, Clamp, AddScalar, MulScalar, LogicalNot,
 };
-constexpr int kUnaryOpCount = 15;
+constexpr int kUnaryOpCount = 17;
 
 enum class BinaryOp : uint8_t {
   Add, Sub, Mul, Div, Maximum, Minimum, Eq, Ne, Lt, Le, Gt, Ge, LogicalAnd, LogicalOr,
@@ -34,6 +34,7 @@ struct UnaryParams {
 template <UnaryOp OP, class T>
 COLT5_HD T unary_fwd(T x, UnaryParams p) {
   using std::erf; using std::exp; using std::log; using std::sqrt; using std::tanh; using std::pow; using std::fabs;
+  using std::sin; using std::cos;
   if constexpr (OP == UnaryOp::Neg) return -x;
   else if constexpr (OP == UnaryOp::Exp) return exp(x);
   else if constexpr (OP == UnaryOp::Log) return log(x);
@@ -45,6 +46,8 @@ COLT5_HD T unary_fwd(T x, UnaryParams p) {
   else if constexpr (OP == UnaryOp::Abs) return fabs(x);
   else if constexpr (OP == UnaryOp::Sigmoid) return T(1) / (T(1) + exp(-x));
   else if constexpr (OP == UnaryOp::Tanh) return tanh(x);
+  else if constexpr (OP == UnaryOp::Sin) return sin(x);
+  else if constexpr (OP == UnaryOp::Cos) return cos(x);
   else if constexpr (OP == UnaryOp::Pow) return pow(x, T(p.a));
   else if constexpr (OP == UnaryOp::Clamp) return x < T(p.a) ? T(p.a) : (x > T(p.b) ? T(p.b) : x);
   else if constexpr (OP == UnaryOp::AddScalar) return x + T(p.a);
@@ -54,7 +57,7 @@ COLT5_HD T unary_fwd(T x, UnaryParams p) {
 
 template <UnaryOp OP, class T>
 COLT5_HD T unary_bwd(T x, T y, T g, UnaryParams p) {
-  using std::exp; using std::pow; using std::sqrt;
+  using std::exp; using std::pow; using std::sqrt; using std::sin; using std::cos;
   if constexpr (OP == UnaryOp::Neg) return -g;
   else if constexpr (OP == UnaryOp::Exp) return g * y;
   else if constexpr (OP == UnaryOp::Log) return g / x;
@@ -71,6 +74,8 @@ COLT5_HD T unary_bwd(T x, T y, T g, UnaryParams p) {
   else if constexpr (OP == UnaryOp::Abs) return x > T(0) ? g : (x < T(0) ? -g : T(0));
   else if constexpr (OP == UnaryOp::Sigmoid) return g * y * (T(1) - y);
   else if constexpr (OP == UnaryOp::Tanh) return g * (T(1) - y * y);
+  else if constexpr (OP == UnaryOp::Sin) return g * cos(x);
+  else if constexpr (OP == UnaryOp::Cos) return -g * sin(x);
   else if constexpr (OP == UnaryOp::Pow) return p.a == 0 ? T(0) : g * T(p.a) * pow(x, T(p.a - 1));
   else if constexpr (OP == UnaryOp::Clamp) return (x >= T(p.a) && x <= T(p.b)) ? g : T(0);
   else if constexpr (OP == UnaryOp::AddScalar) return g;
@@ -103,7 +108,7 @@ COLT5_HD void visit_unary(UnaryOp op, F&& f) {
   switch (op) {
 #define COLT5_CASE(N) case UnaryOp::N: f.template operator()<UnaryOp::N>(); break;
     COLT5_CASE(Neg) COLT5_CASE(Exp) COLT5_CASE(Log) COLT5_CASE(Relu) COLT5_CASE(Gelu) COLT5_CASE(Sqrt)
-    COLT5_CASE(Rsqrt) COLT5_CASE(Abs) COLT5_CASE(Sigmoid) COLT5_CASE(Tanh) COLT5_CASE(Pow) COLT5_CASE(Clamp)
+    COLT5_CASE(Rsqrt) COLT5_CASE(Abs) COLT5_CASE(Sigmoid) COLT5_CASE(Tanh) COLT5_CASE(Sin) COLT5_CASE(Cos) COLT5_CASE(Pow) COLT5_CASE(Clamp)
     COLT5_CASE(AddScalar) COLT5_CASE(MulScalar) COLT5_CASE(LogicalNot)
 #undef COLT5_CASE
   }

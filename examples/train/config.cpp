@@ -22,7 +22,8 @@ const std::map<std::string, std::string>& renamed_flags() {
       {"model.heavy_window_size", "--heavy-window"}, {"model.num_heavy_tokens_q", "--heavy-q"},
       {"model.num_heavy_tokens_kv", "--heavy-kv"}, {"model.num_heavy_ff_tokens", "--heavy-ff"},
       {"model.ff_window_size", "--ff-window"}, {"model.light_heads", "--heads"}, {"model.heavy_heads", "--heavy-heads"},
-      {"model.light_dim_head", "--dim-head"}, {"model.heavy_dim_head", "--heavy-dim-head"}};
+      {"model.light_dim_head", "--dim-head"}, {"model.heavy_dim_head", "--heavy-dim-head"},
+      {"model.light_rotary", "--light-rotary"}};
   return m;
 }
 
@@ -218,6 +219,9 @@ TrainConfig preset(const std::string& task, bool gpu) {
       c.steps = 2000, c.batch_size = 32, c.lr = 1e-3, c.min_lr = 1e-4, c.warmup = 100, c.eval_every = 250;
     }
   }
+  // Rotary positions in the light branch: a value token learns which key precedes it from the
+  // relative offset, the same at every position (README: "what rotary changes").
+  m.light_rotary = true;
   c.derive();
   return c;
 }

@@ -74,6 +74,8 @@ void add_flags(CLI::App& app, TrainConfig& c, std::string& resume, bool& quiet_b
   app.add_option("--heavy-heads", c.model.heavy_heads, "heavy attention heads");
   app.add_option("--dim-head", c.model.light_dim_head, "light attention head width");
   app.add_option("--heavy-dim-head", c.model.heavy_dim_head, "heavy attention head width");
+  app.add_option("--light-rotary", c.model.light_rotary,
+                 "rotary positions in the light attention: true (the presets) or false (CoLT5's light branch)");
   app.add_option("--out", c.out_dir, "output directory (checkpoint.safetensors, loss.csv, loss.svg)");
   app.add_option("--eval-every", c.eval_every, "evaluate every N steps (0 = only at the end)");
   app.add_option("--eval-batches", c.eval_batches, "validation batches per evaluation");

@@ -59,7 +59,8 @@ const char* layout_name(Layout l) {
 std::vector<OpCase> all_cases() {
   std::vector<OpCase> all;
   for (auto group : {elementwise_cases, reduce_cases, softmax_cases, loss_cases, linalg_cases, norm_cases, shape_cases,
-                     indexing_cases, sort_cases, routing_cases, attention_cases, local_attention_cases}) {
+                     indexing_cases, sort_cases, routing_cases, attention_cases, local_attention_cases,
+                     rotary_cases}) {
     auto cs = group();
     all.insert(all.end(), cs.begin(), cs.end());
   }

@@ -57,6 +57,7 @@ std::vector<OpCase> sort_cases();
 std::vector<OpCase> routing_cases();  // coor_descent, sinkhorn, gumbel_sinkhorn
 std::vector<OpCase> attention_cases();        // attention (heavy)
 std::vector<OpCase> local_attention_cases();  // local_attention
+std::vector<OpCase> rotary_cases();           // apply_rotary (nn/rotary.h)
 
 std::vector<OpCase> all_cases();
 

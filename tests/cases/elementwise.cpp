@@ -71,6 +71,8 @@ std::vector<OpCase> elementwise_cases() {
       {"abs", [](const Tensor& x) { return abs(x); }, {1, 0}, true},
       {"sigmoid", [](const Tensor& x) { return sigmoid(x); }, {2, 0}, false},
       {"tanh", [](const Tensor& x) { return tanh(x); }, {1, 0}, false},
+      {"sin", [](const Tensor& x) { return sin(x); }, {3, 0}, false},
+      {"cos", [](const Tensor& x) { return cos(x); }, {3, 0}, false},
       {"pow", [](const Tensor& x) { return pow(x, 3.0); }, {1, 0}, false},
       {"pow", [](const Tensor& x) { return pow(x, -1.5); }, {0.2, 2}, false},
       {"clamp", [](const Tensor& x) { return clamp(x, -0.52, 0.73); }, {1, 0}, true},

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Write float64 golden fixtures of the PyTorch reference in the format of tests/golden/README.md.
+
+    /usr/bin/python3 tests/golden/generate.py --reference ../shared/reference [--out tests/golden]
+                                              [--only NAME ...] [--device cpu|cuda]
+
+--reference is the folder that holds colt5-attention-X, local-attention-1.8.6 and einops-0.7.0
+(the reference's sources, imported and run, never copied). Each case runs one reference module
+or function in float64 on random inputs (parameters from torch.manual_seed(0), inputs from a
+seeded generator), backpropagates loss = sum(output * g) for a random g, and stores inputs,
+state_dict (parameters and persistent buffers), output, g and every gradient. The config names
+the module and each constructor argument colt5's parity runner (tests/parity) reads.
+
+Runs with Debian's python3-torch (1.13) on the CPU, or PyTorch on the GPU machine.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "bench"))
+from reference_models import write_safetensors  # noqa: E402  (the project's own writer)
+
+
+def import_reference(root, colt5_version):
+    for p in (f"einops-0.7.0", "local-attention-1.8.6", f"colt5-attention-{colt5_version}"):
+        sys.path.insert(0, os.path.abspath(os.path.join(root, p)))
+    import local_attention  # noqa: F401
+    return sys.modules["local_attention"]
+
+
+def randn(gen, shape, device):
+    return torch.randn(*shape, generator=gen, device=device, dtype=torch.float64)
+
+
+def mask_of(gen, b, n, device, p_drop=0.25):
+    """A key padding mask (True = keep) that keeps position 0 of every row."""
+    m = torch.rand(b, n, generator=gen, device=device, dtype=torch.float64) >= p_drop
+    m[:, 0] = True
+    return m
+
+
+# ---------------------------------------------------------------------------------------------
+# Cases: name -> (reference label, config, make(), forward(module, **inputs), input makers)
+
+def local_mha_case(la, causal, n, window_size, masked, look_backward=1):
+    look_forward = 0 if causal else 1
+    config = {"module": "LocalMHA", "dim": 16, "dim_head": 8, "heads": 2, "window_size": window_size,
+              "prenorm": True, "causal": causal, "use_rotary_pos_emb": True, "look_backward": look_backward,
+              "look_forward": look_forward, "exact_windowsize": True, "autopad": True}
+
+    def make():
+        kw = {k: v for k, v in config.items() if k not in ("module", "autopad")}
+        return la.LocalMHA(**kw)
+
+    def forward(m, x, mask=None):
+        return m(x, mask=mask)
+
+    def inputs(gen, device):
+        d = {"x": randn(gen, (2, n, 16), device).requires_grad_()}
+        if masked:
+            d["mask"] = mask_of(gen, 2, n, device)
+        return d
+    return config, make, forward, inputs
+
+
+def cases(la):
+    return {
+        # n = 13 with w = 4: autopad to 16, look 1 / 1 (query offset lf w = 4), a key mask
+        "local_mha_rotary_noncausal": local_mha_case(la, causal=False, n=13, window_size=4, masked=True),
+        # causal, n = 21 with w = 8: three windows, the last one padded; look back 2 windows
+        "local_mha_rotary_causal": local_mha_case(la, causal=True, n=21, window_size=8, masked=False,
+                                                  look_backward=2),
+    }
+
+
+def main(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--reference", required=True, help="the folder holding colt5-attention-X, local-attention, einops")
+    p.add_argument("--colt5-version", default="0.11.1", help="colt5-attention-X folder to import (default 0.11.1)")
+    p.add_argument("--out", default=HERE, help="where the .safetensors files go (default: tests/golden)")
+    p.add_argument("--only", nargs="*", default=None, help="case names (substrings) to write")
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args(argv)
+
+    la = import_reference(args.reference, args.colt5_version)
+    torch.set_default_dtype(torch.float64)
+    label = f"local-attention {getattr(la, '__version__', '1.8.6')}, CoLT5-attention {args.colt5_version} " \
+            f"(tests/golden/generate.py, torch {torch.__version__}, {args.device})"
+    os.makedirs(args.out, exist_ok=True)
+    for name, (config, make, forward, inputs) in cases(la).items():
+        if args.only and not any(s in name for s in args.only):
+            continue
+        t0 = time.perf_counter()
+        torch.manual_seed(0)
+        module = make().double().to(args.device)
+        gen = torch.Generator(device=args.device).manual_seed(0)
+        ins = inputs(gen, args.device)
+        out = forward(module, **ins)
+        g = randn(gen, out.shape, args.device)
+        (out * g).sum().backward()
+        tensors = {"output": out, "upstream_grad": g}
+        for k, t in ins.items():
+            tensors["input." + k] = t
+            if t.is_floating_point():
+                tensors["grad.input." + k] = t.grad if t.grad is not None else torch.zeros_like(t)
+        for k, t in module.state_dict().items():
+            tensors["param." + k] = t
+        for k, prm in module.named_parameters():  # an unused parameter's gradient is zero
+            tensors["grad.param." + k] = prm.grad if prm.grad is not None else torch.zeros_like(prm)
+        path = os.path.join(args.out, name + ".safetensors")
+        write_safetensors(path, tensors, {"config": json.dumps(config), "reference": label})
+        print(f"{name}.safetensors  {os.path.getsize(path)} bytes  {time.perf_counter() - t0:.2f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
