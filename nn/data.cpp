@@ -90,15 +90,18 @@ RecallTask::RecallTask(const RecallTaskOptions& o) : opts_(o) {
               "), got ", o.num_keys);
   COLT5_CHECK(o.num_values >= 2, "RecallTask: option 'num_values' expected >= 2, got ", o.num_values);
   COLT5_CHECK(o.num_noise >= 1, "RecallTask: option 'num_noise' expected >= 1, got ", o.num_noise);
-  COLT5_CHECK(o.seq_len >= 2 * o.num_pairs + 2, "RecallTask: option 'seq_len' expected >= 2 * num_pairs + 2 = ",
-              2 * o.num_pairs + 2, ", got ", o.seq_len);
+  COLT5_CHECK(o.num_queries >= 1, "RecallTask: option 'num_queries' expected >= 1, got ", o.num_queries);
+  COLT5_CHECK(o.seq_len >= 2 * o.num_pairs + 1 + o.num_queries,
+              "RecallTask: option 'seq_len' expected >= 2 * num_pairs + 1 + num_queries = ",
+              2 * o.num_pairs + 1 + o.num_queries, ", got ", o.seq_len);
 }
 
 Batch RecallTask::batch(Split split, int64_t batch_size, uint64_t seed, uint64_t step) const {
   COLT5_CHECK(batch_size >= 1, "RecallTask::batch: argument 'batch_size' expected >= 1, got ", batch_size);
   const int64_t n = opts_.seq_len, P = opts_.num_pairs, K = opts_.num_keys, V = opts_.num_values;
   SplitMix64 rng = SplitMix64::stream(seed, step, split == Split::Train ? 3 : 4);
-  std::vector<int64_t> in(batch_size * n), label(batch_size);
+  const int64_t M = opts_.num_queries;
+  std::vector<int64_t> in(batch_size * n), label(batch_size * M);
   std::vector<int64_t> keys(K);
   for (int64_t b = 0; b < batch_size; ++b) {
     int64_t* row = in.data() + b * n;
@@ -110,13 +113,16 @@ Batch RecallTask::batch(Split split, int64_t batch_size, uint64_t seed, uint64_t
       row[2 * i] = keys[i];
       row[2 * i + 1] = K + values[i];
     }
-    for (int64_t i = 2 * P; i < n - 2; ++i) row[i] = first_noise_token() + rng.below(opts_.num_noise);
-    const int64_t j = rng.below(P);
-    row[n - 2] = query_token();
-    row[n - 1] = keys[j];
-    label[b] = values[j];
+    for (int64_t i = 2 * P; i < n - 1 - M; ++i) row[i] = first_noise_token() + rng.below(opts_.num_noise);
+    row[n - 1 - M] = query_token();
+    for (int64_t q = 0; q < M; ++q) {
+      const int64_t j = rng.below(P);
+      row[n - M + q] = keys[j];
+      label[b * M + q] = values[j];
+    }
   }
-  return {from_vector(in, {batch_size, n}), from_vector(label, {batch_size})};
+  const Shape label_shape = M == 1 ? Shape{batch_size} : Shape{batch_size, M};
+  return {from_vector(in, {batch_size, n}), from_vector(label, label_shape)};
 }
 
 }  // namespace colt5::nn

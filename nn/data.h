@@ -9,11 +9,15 @@
 // bytes at uniformly random offsets inside the split: inputs = window[0 .. seq_len),
 // targets = window[1 .. seq_len] (next-byte prediction).
 //
-// RecallTask (associative recall): with K keys, V values, P pairs and length n, a sequence is
-//   k_1 v_1 k_2 v_2 ... k_P v_P  z z ... z  Q k_j          (n tokens)
+// RecallTask (associative recall): with K keys, V values, P pairs, M queries and length n, a
+// sequence is
+//   k_1 v_1 k_2 v_2 ... k_P v_P  z z ... z  Q k_j1 ... k_jM          (n tokens)
 // with P distinct keys, values drawn uniformly (repeats allowed), z noise tokens drawn uniformly
-// from their own vocabulary of Z, Q a query marker, and k_j one of the P keys; the label is the
-// value paired with k_j (a class in [0, V)).
+// from their own vocabulary of Z, Q a query marker, and k_j1 .. k_jM keys drawn uniformly from the
+// P (repeats allowed); the label of query i is the value paired with k_ji (a class in [0, V)).
+// Targets are [b] for M = 1 (one question: the original task, the same batches as before M
+// existed) and [b, M] otherwise. Several questions per sequence (multi-query associative recall,
+// "MQAR" in the Zoology paper, arXiv 2312.04927) give the binding M labels per sequence.
 // Tokens: keys 0 .. K-1, values K .. K+V-1, noise K+V .. K+V+Z-1, Q = K+V+Z (vocabulary
 // K + V + Z + 1). Noise rather than one repeated filler token matters for learning: the routers
 // start from random scores, and a repeated filler scores identically everywhere, so at some
@@ -78,11 +82,12 @@ struct RecallTaskOptions {
   int64_t num_keys = 16;  // K >= P
   int64_t num_values = 16;  // V >= 2
   int64_t num_noise = 16;   // Z >= 1
+  int64_t num_queries = 1;  // M >= 1: questions at the end, each a key
 };
 
 class RecallTask {
 public:
-  // Throws colt5::Error naming the option when P < 1, K < P, V < 2, Z < 1 or n < 2P + 2.
+  // Throws colt5::Error naming the option when P < 1, K < P, V < 2, Z < 1, M < 1 or n < 2P + 1 + M.
   explicit RecallTask(const RecallTaskOptions& opts);
 
   // Train and validation batches come from separate streams of the same seed.

@@ -54,6 +54,9 @@ void ModelConfig::validate() const {
     check_range(num_classes, 2, L::kVocab, "num_classes");
     COLT5_CHECK(pool == "last" || pool == "mean", "ModelConfig: 'pool' expected \"last\" or \"mean\", got \"", pool,
                 "\"");
+    check_range(num_outputs, 1, max_seq_len, "num_outputs");
+    COLT5_CHECK(num_outputs == 1 || pool == "last", "ModelConfig: 'num_outputs' > 1 needs pool \"last\", got pool \"",
+                pool, "\"");
   }
   const double params = parameter_estimate();
   COLT5_CHECK(params <= L::kParameters, "ModelConfig: about ", params, " parameters (dim ", dim, ", depth ", depth,
@@ -181,8 +184,11 @@ Tensor CoLT5Encoder::forward(const Tensor& tokens) const {
   Tensor h = embed(tokens);
   for (const auto& blk : blocks) h = blk->forward(h);
   h = norm->forward(h);  // [b, n, dim]
-  const Tensor pooled = cfg_.pool == "last" ? h.select(1, h.size(1) - 1) : mean(h, {1});  // [b, dim]
-  return head->forward(pooled);
+  if (cfg_.pool == "mean") return head->forward(mean(h, {1}));  // [b, C]
+  const int64_t m = cfg_.num_outputs, n = h.size(1);
+  COLT5_CHECK(n >= m, "CoLT5Encoder: argument 'tokens' expected at least num_outputs = ", m, " positions, got ", n);
+  if (m == 1) return head->forward(h.select(1, n - 1));  // [b, C]
+  return head->forward(h.narrow(1, n - m, m));            // [b, M, C]
 }
 
 void CoLT5Encoder::set_heavy_enabled(bool on) {

@@ -26,7 +26,9 @@
 //   h = token_emb[tokens] + pos_emb[0..n)
 //   for each block: h = ConditionalRoutedTransformerBlock(h)  (non-causal routed attention and
 //                   routed feedforward, CoLT5's encoder layer, residuals inside)
-//   logits = head(norm(h)[:, pool])   pool "last": the last position; "mean": mean over positions
+//   logits = head(norm(h)[:, pool])   pool "last": the last position ([b, C]), or with num_outputs
+//                                     M > 1 the last M positions ([b, M, C]); "mean": mean over
+//                                     positions ([b, C])
 //
 // Parameters: "token_emb" [V, dim] ~ N(0, emb_init_std^2) and "pos_emb" [max_seq_len, dim]
 // ~ N(0, pos_init_std^2) (learned absolute positions: the routers and the heavy attention have
@@ -77,6 +79,7 @@ struct ModelConfig {
   int64_t max_seq_len = 256;
   int64_t num_classes = 0;       // encoder: >= 2
   std::string pool = "last";     // encoder: "last" | "mean"
+  int64_t num_outputs = 1;       // encoder, pool "last": classify the last num_outputs positions
   int64_t dim = 64;
   int64_t depth = 2;
   // attention
@@ -106,7 +109,8 @@ struct ModelConfig {
   template <class Self, class F>
   static void for_each_field(Self& c, F&& f) {
     f("kind", c.kind), f("vocab_size", c.vocab_size), f("max_seq_len", c.max_seq_len);
-    f("num_classes", c.num_classes), f("pool", c.pool), f("dim", c.dim), f("depth", c.depth);
+    f("num_classes", c.num_classes), f("pool", c.pool), f("num_outputs", c.num_outputs), f("dim", c.dim);
+    f("depth", c.depth);
     f("light_window_size", c.light_window_size), f("heavy_window_size", c.heavy_window_size);
     f("num_heavy_tokens_q", c.num_heavy_tokens_q), f("num_heavy_tokens_kv", c.num_heavy_tokens_kv);
     f("light_heads", c.light_heads), f("light_dim_head", c.light_dim_head);

@@ -463,7 +463,7 @@ TEST_CASE("LocalMHA: bad inputs and options") {
   bad([](LocalMHAOptions& b) { b.look_backward = -1; }, "option 'look_backward'");
   bad([](LocalMHAOptions& b) { b.causal = true; b.look_forward = 1; }, "option 'look_forward'");
   bad([](LocalMHAOptions& b) { b.dropout = 0.1; }, "option 'dropout'");
-  bad([](LocalMHAOptions& b) { b.use_rotary_pos_emb = true; }, "option 'use_rotary_pos_emb'");
+  bad([](LocalMHAOptions& b) { b.use_rotary_pos_emb = true, b.dim_head = 3; }, "option 'dim_head' expected an even value");
   bad([](LocalMHAOptions& b) { b.use_xpos = true; }, "option 'use_xpos'");
   bad([](LocalMHAOptions& b) { b.qk_scale = 0; }, "option 'qk_scale'");
 

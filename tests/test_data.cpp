@@ -103,6 +103,36 @@ TEST_CASE("RecallTask: sequences, labels, and determinism") {
   CHECK(task.batch(Split::Val, 50, 9, 0).inputs.to_vector<int64_t>() != in);
 }
 
+TEST_CASE("RecallTask: several queries per sequence, and one query is the original task") {
+  RecallTaskOptions o;
+  o.seq_len = 30, o.num_pairs = 3, o.num_keys = 10, o.num_values = 6, o.num_noise = 2, o.num_queries = 4;
+  RecallTask task(o);
+  const Batch b = task.batch(Split::Train, 20, 5, 3);
+  REQUIRE(b.targets.shape() == Shape{20, 4});
+  const auto in = b.inputs.to_vector<int64_t>(), y = b.targets.to_vector<int64_t>();
+  for (int64_t r = 0; r < 20; ++r) {
+    const int64_t* row = in.data() + r * 30;
+    for (int64_t i = 6; i < 25; ++i) CHECK((row[i] >= 16 && row[i] < 18));  // noise up to the marker
+    CHECK(row[25] == task.query_token());
+    for (int64_t q = 0; q < 4; ++q) {
+      int64_t answer = -1;
+      for (int64_t i = 0; i < 3; ++i)
+        if (row[2 * i] == row[26 + q]) answer = row[2 * i + 1] - 10;
+      CHECK(answer == y[size_t(r * 4 + q)]);  // every question is a key of the pairs, labelled by its value
+    }
+  }
+  // M = 1 draws the same numbers as the task did before num_queries existed: the first question
+  // of an M-query sequence is the M = 1 sequence's question, and everything before it is the same
+  // (for the first row: the rows share one stream, and M = 4 draws three more numbers per row).
+  o.num_queries = 1;
+  o.seq_len = 27;
+  const Batch one = RecallTask(o).batch(Split::Train, 20, 5, 3);
+  CHECK(one.targets.shape() == Shape{20});
+  const auto in1 = one.inputs.to_vector<int64_t>(), y1 = one.targets.to_vector<int64_t>();
+  for (int64_t i = 0; i < 27; ++i) CHECK(in1[size_t(i)] == in[size_t(i)]);
+  CHECK(y1[0] == y[0]);
+}
+
 TEST_CASE("RecallTask: bad options") {
   RecallTaskOptions o;
   o.num_pairs = 0;
@@ -112,7 +142,11 @@ TEST_CASE("RecallTask: bad options") {
   CHECK_THROWS_WITH_AS(RecallTask{o}, Contains("'num_keys' expected >= num_pairs"), Error);
   o = {};
   o.seq_len = 9;
-  CHECK_THROWS_WITH_AS(RecallTask{o}, Contains("'seq_len' expected >= 2 * num_pairs + 2 = 10, got 9"), Error);
+  CHECK_THROWS_WITH_AS(RecallTask{o}, Contains("'seq_len' expected >= 2 * num_pairs + 1 + num_queries = 10, got 9"),
+                       Error);
+  o = {};
+  o.num_queries = 0;
+  CHECK_THROWS_WITH_AS(RecallTask{o}, Contains("'num_queries' expected >= 1, got 0"), Error);
   o = {};
   o.num_values = 1;
   CHECK_THROWS_WITH_AS(RecallTask{o}, Contains("'num_values' expected >= 2"), Error);

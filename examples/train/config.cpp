@@ -17,7 +17,7 @@ namespace {
 const std::map<std::string, std::string>& renamed_flags() {
   static const std::map<std::string, std::string> m = {
       {"data_path", "--data"}, {"num_pairs", "--pairs"}, {"num_keys", "--keys"}, {"num_values", "--values"},
-      {"num_noise", "--noise"}, {"out_dir", "--out"}, {"data_size", ""}, {"data_hash", ""},
+      {"num_noise", "--noise"}, {"num_queries", "--queries"}, {"out_dir", "--out"}, {"data_size", ""}, {"data_hash", ""},
       {"model.dim", "--dim"}, {"model.depth", "--depth"}, {"model.light_window_size", "--light-window"},
       {"model.heavy_window_size", "--heavy-window"}, {"model.num_heavy_tokens_q", "--heavy-q"},
       {"model.num_heavy_tokens_kv", "--heavy-kv"}, {"model.num_heavy_ff_tokens", "--heavy-ff"},
@@ -73,6 +73,7 @@ void TrainConfig::derive() {
     model.vocab_size = nn::RecallTask::vocab_size(recall);
     model.num_classes = nn::RecallTask::num_classes(recall);
     model.pool = "last";
+    model.num_outputs = recall.num_queries;
   } else {
     model.kind = "lm";
     model.vocab_size = nn::TextDataset::vocab_size();
@@ -114,8 +115,10 @@ void TrainConfig::validate() const {
     check_range(recall.num_values, 2, L::kRecallVocab, "num_values");
     check_range(recall.num_noise, 1, L::kRecallVocab, "num_noise");
     check_range(recall.num_pairs, 1, recall.num_keys, "num_pairs");
-    COLT5_CHECK(seq_len >= 2 * recall.num_pairs + 2, "flag --seq-len: ", recall.num_pairs, " pairs and the question need ",
-                2 * recall.num_pairs + 2, " tokens, got ", seq_len);
+    check_range(recall.num_queries, 1, L::kSeqLen, "num_queries");
+    COLT5_CHECK(seq_len >= 2 * recall.num_pairs + 1 + recall.num_queries, "flag --seq-len: ", recall.num_pairs,
+                " pairs, the marker and ", recall.num_queries, " question(s) need ",
+                2 * recall.num_pairs + 1 + recall.num_queries, " tokens, got ", seq_len);
     nn::RecallTask{recall};  // anything else it checks
   }
   // The model settings that have flags, in the flags' words; the rest by ModelConfig::validate.

@@ -73,7 +73,7 @@ struct TrainConfig {
     f("task", c.task), f("data_path", c.data_path), f("data_size", c.data_size), f("data_hash", c.data_hash);
     f("seq_len", c.seq_len), f("val_fraction", c.val_fraction);
     f("num_pairs", c.recall.num_pairs), f("num_keys", c.recall.num_keys), f("num_values", c.recall.num_values);
-    f("num_noise", c.recall.num_noise);
+    f("num_noise", c.recall.num_noise), f("num_queries", c.recall.num_queries);
     f("steps", c.steps), f("batch_size", c.batch_size), f("grad_accum", c.grad_accum), f("lr", c.lr);
     f("min_lr", c.min_lr), f("warmup", c.warmup), f("weight_decay", c.weight_decay), f("beta1", c.beta1);
     f("beta2", c.beta2), f("clip", c.clip), f("seed", c.seed), f("device", c.device), f("out_dir", c.out_dir);

@@ -62,6 +62,7 @@ void add_flags(CLI::App& app, TrainConfig& c, std::string& resume, bool& quiet_b
   app.add_option("--keys", c.recall.num_keys, "recall: key vocabulary");
   app.add_option("--values", c.recall.num_values, "recall: value vocabulary (chance = 1 / values)");
   app.add_option("--noise", c.recall.num_noise, "recall: noise vocabulary (the tokens between the pairs and the question)");
+  app.add_option("--queries", c.recall.num_queries, "recall: questions at the end of each sequence (each one a label)");
   app.add_option("--dim", c.model.dim, "model width");
   app.add_option("--depth", c.model.depth, "number of blocks");
   app.add_option("--light-window", c.model.light_window_size, "light (local) attention window");
@@ -159,19 +160,23 @@ int run(int argc, char** argv) {
   const auto& m = cfg.model;
   fmt::print("colt5 train: task {}, device {}, {} parameters\n", cfg.task, t.device().name(), t.model().num_parameters());
   if (cfg.task == "recall")
-    fmt::print("  associative recall: {} tokens, {} key/value pairs at the start, query at the end; {} values "
+    fmt::print("  associative recall: {} tokens, {} key/value pairs at the start, {} at the end; {} values "
                "(chance {:.1f}%)\n",
-               cfg.seq_len, cfg.recall.num_pairs, cfg.recall.num_values, 100 * t.chance());
+               cfg.seq_len, cfg.recall.num_pairs,
+               cfg.recall.num_queries == 1 ? std::string("query") : fmt::format("{} queries", cfg.recall.num_queries),
+               cfg.recall.num_values, 100 * t.chance());
   else
     fmt::print("  text: {} ({} train / {} validation bytes), windows of {} bytes\n", cfg.data_path,
                t.text_data()->size(nn::Split::Train), t.text_data()->size(nn::Split::Val), cfg.seq_len);
   if (cfg.task == "recall")
-    fmt::print("  model: {} x dim {}, light window {}, heavy {} q / {} kv / {} ff tokens", m.depth, m.dim,
-               m.light_window_size, m.num_heavy_tokens_q, m.num_heavy_tokens_kv, m.num_heavy_ff_tokens);
+    fmt::print("  model: {} x dim {}, light window {}{}, heavy {} q / {} kv / {} ff tokens", m.depth, m.dim,
+               m.light_window_size, m.light_rotary ? " (rotary)" : "", m.num_heavy_tokens_q, m.num_heavy_tokens_kv,
+               m.num_heavy_ff_tokens);
   else
-    fmt::print("  model: {} x dim {}, causal light window {}, heavy windows of {} reading {} routed kv from their past, "
+    fmt::print("  model: {} x dim {}, causal light window {}{}, heavy windows of {} reading {} routed kv from their past, "
                "heavy ff for up to {} of every {} tokens",
-               m.depth, m.dim, m.light_window_size, m.heavy_window_size, m.num_heavy_tokens_kv, m.num_heavy_ff_tokens,
+               m.depth, m.dim, m.light_window_size, m.light_rotary ? " (rotary)" : "", m.heavy_window_size,
+               m.num_heavy_tokens_kv, m.num_heavy_ff_tokens,
                m.ff_window_size);
   fmt::print("; AdamW lr {} -> {}, batch {} x {}\n", cfg.lr, cfg.min_lr, cfg.batch_size, cfg.grad_accum);
   if (!resume.empty()) fmt::print("  resumed from {} at step {}\n", resume, t.step());

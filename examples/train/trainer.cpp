@@ -64,7 +64,10 @@ nn::Batch Trainer::make_batch(nn::Split split, uint64_t index) const {
 }
 
 Tensor Trainer::loss_of(const Tensor& logits, const Tensor& targets) const {
-  if (recall_) return cross_entropy(logits, targets);  // [b, C] vs [b]
+  if (recall_) {  // [b, C] vs [b], or [b, M, C] vs [b, M]
+    const int64_t c = logits.size(-1);
+    return logits.dim() == 2 ? cross_entropy(logits, targets) : cross_entropy(logits.reshape({-1, c}), targets.reshape({-1}));
+  }
   const int64_t v = logits.size(-1);
   return cross_entropy(logits.reshape({-1, v}), targets.reshape({-1}));  // every position
 }
@@ -109,13 +112,14 @@ EvalResult Trainer::evaluate(bool heavy, std::optional<int64_t> batches) {
     const Tensor logits = model_->forward(b.inputs);
     r.loss += loss_of(logits, b.targets).item_double() / static_cast<double>(nb);
     if (recall_) {
-      const auto pred = argmax(logits, 1).to(kCPU).to_vector<int64_t>();
-      const auto want = b.targets.to(kCPU).to_vector<int64_t>();
+      const auto pred = argmax(logits, -1).to(kCPU).contiguous().to_vector<int64_t>();
+      const auto want = b.targets.to(kCPU).contiguous().to_vector<int64_t>();
       for (size_t j = 0; j < want.size(); ++j) correct += pred[j] == want[j];
+      r.questions += b.targets.numel();
     }
     r.samples += b.inputs.size(0);
   }
-  if (recall_) r.accuracy = static_cast<double>(correct) / static_cast<double>(r.samples);
+  if (recall_) r.accuracy = static_cast<double>(correct) / static_cast<double>(r.questions);
   model_->set_heavy_enabled(true);
   model_->train();
   return r;

@@ -50,7 +50,8 @@ struct StepStats {
 struct EvalResult {
   double loss = 0;                   // mean cross entropy (nats)
   std::optional<double> accuracy;    // recall: fraction of correct answers
-  int64_t samples = 0;
+  int64_t samples = 0;    // sequences
+  int64_t questions = 0;  // recall: labels (samples x queries)
 };
 
 // One row per step; the validation columns are set on evaluation steps.
