@@ -10,6 +10,7 @@
 // supports the arguments and the same math composed from these ops otherwise; `attend` (the
 // plain dense form) is kept for tests and benchmarks.
 #include "nn/attention.h"
+#include "nn/rotary.h"
 
 #include <cmath>
 #include <limits>
@@ -74,7 +75,8 @@ Attention::Attention(const AttentionOptions& opts, Generator* gen) : opts_(opts)
 }
 
 Tensor Attention::forward(const Tensor& x, const Tensor& context, const Tensor& mask,
-                          const Tensor& normalized_scores_kv, const Tensor& normalized_scores_q) const {
+                          const Tensor& normalized_scores_kv, const Tensor& normalized_scores_q,
+                          const AttentionRotary& rotary) const {
   const char* who = "Attention";
   const int64_t h = opts_.heads, d = opts_.dim_head, dim = opts_.dim;
 
@@ -124,9 +126,22 @@ Tensor Attention::forward(const Tensor& x, const Tensor& context, const Tensor& 
                 normalized_scores_q.shape());
   }
 
+  const bool rotate = rotary.q.defined() || rotary.kv.defined();
+  if (rotate) {
+    COLT5_CHECK(rotary.q.defined() && rotary.kv.defined(), who, ": argument 'rotary' expected both angles (q and kv)");
+    check_like(rotary.q, x, who, "rotary.q");
+    check_like(rotary.kv, x, who, "rotary.kv");
+    COLT5_CHECK(rotary.q.shape() == Shape({b, n, d}), who, ": argument 'rotary.q' expected shape [", b, ", ", n, ", ",
+                d, "], got ", rotary.q.shape());
+    const bool ok = rotary.kv.shape() == Shape({b, m, d}) || rotary.kv.shape() == Shape({b, r, m, d});
+    COLT5_CHECK(ok, who, ": argument 'rotary.kv' expected shape [", b, ", ", m, ", ", d, "] or [", b, ", ", r, ", ", m,
+                ", ", d, "], got ", rotary.kv.shape());
+  }
+
   // ---- queries ----
   const Tensor xn = norm->forward(x);                                       // [b, n, dim]
-  const Tensor q = to_q->forward(xn).reshape({b, n, h, d}).permute({0, 2, 1, 3});  // [b, h, n, d]
+  Tensor q = to_q->forward(xn).reshape({b, n, h, d}).permute({0, 2, 1, 3});  // [b, h, n, d]
+  if (rotate) q = apply_rotary(rotary.q.unsqueeze(1), q);
 
   // ---- keys / values, per route ----
   Tensor ctx = context.defined() ? norm->forward(context) : xn;
@@ -137,7 +152,12 @@ Tensor Attention::forward(const Tensor& x, const Tensor& context, const Tensor& 
   // ---- the fused op: null key / value, per-route mask and scores applied inside ----
   AttentionInputs in;
   in.q = q;
-  in.k = kv.narrow(4, 0, d).reshape({b, h, m, d});
+  Tensor k = kv.narrow(4, 0, d);  // [b, r, hr, m, d]
+  if (rotate) {
+    const Tensor a = rotary.kv.dim() == 3 ? rotary.kv.reshape({b, 1, 1, m, d}) : rotary.kv.unsqueeze(2);
+    k = apply_rotary(a, k);
+  }
+  in.k = k.reshape({b, h, m, d});
   in.v = kv.narrow(4, d, d).reshape({b, h, m, d});
   in.null_k = null_kv.select(0, 0);  // [h, d]
   in.null_v = null_kv.select(0, 1);

@@ -20,6 +20,10 @@
 //   sim = (q k^T) * d^-0.5 [b, h, n, 1 + m]; the key padding mask (route j's mask for route j's
 //   heads, a 2-D mask for every head; the null key always True) sets masked keys to
 //   -finfo(dtype).max; attn = softmax(sim); out = attn v 'b h n d -> b n (h d)' -> to_out.
+// Rotary positions (0.11.1's rotary_emb argument; nn/rotary.h): angles for the queries [b, n, d]
+// and for the keys [b, m, d] (every route) or [b, r, m, d] rotate q (after its score) and k
+// (after its score, before the null key is prepended; the null key is not rotated). Scores are
+// scalars per token, so the order of scaling and rotating does not matter.
 // The null key is always attendable, so a row whose mask is all False is still finite.
 // (0.4.8 builds this mask but never passes it on; it is applied here, as later releases and the
 // golden fixtures do.)
@@ -41,6 +45,12 @@ namespace colt5::nn {
 // [..., i, j] or undefined (= the reference's Attend without flash, dropout or causal mask).
 Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask = Tensor());
 
+// The rotary angles of Attention::forward (both defined, or both undefined: no rotation).
+struct AttentionRotary {
+  Tensor q;   // [b, n, d]
+  Tensor kv;  // [b, m, d] or [b, r, m, d]
+};
+
 // Fields and defaults are the reference's keyword arguments.
 struct AttentionOptions {
   int64_t dim = 0;  // required: >= 1
@@ -61,7 +71,8 @@ public:
 
   // Shapes in the file comment; optional pieces are undefined Tensors. Returns [b, n, dim].
   Tensor forward(const Tensor& x, const Tensor& context = Tensor(), const Tensor& mask = Tensor(),
-                 const Tensor& normalized_scores_kv = Tensor(), const Tensor& normalized_scores_q = Tensor()) const;
+                 const Tensor& normalized_scores_kv = Tensor(), const Tensor& normalized_scores_q = Tensor(),
+                 const AttentionRotary& rotary = {}) const;
   Tensor operator()(const Tensor& x, const Tensor& context = Tensor(), const Tensor& mask = Tensor(),
                     const Tensor& normalized_scores_kv = Tensor(),
                     const Tensor& normalized_scores_q = Tensor()) const {

@@ -158,8 +158,13 @@ ConditionalRoutedAttention::ConditionalRoutedAttention(int64_t dim, const Condit
   lo.use_rotary_pos_emb = o.light_use_rotary_pos_emb;
   lo.look_backward = 1;
   lo.look_forward = 1;
-  light_attn = register_module("light_attn", std::make_shared<LocalMHA>(lo, gen));
+  if (o.has_light_attn) light_attn = register_module("light_attn", std::make_shared<LocalMHA>(lo, gen));
   build_heavy_branch(dim, self_attention_heavy_options(o), gen, op);
+  if (o.rotary_emb) {
+    COLT5_CHECK(o.heavy_dim_head % 2 == 0, op, ": option 'heavy_dim_head' expected an even value with rotary_emb, got ",
+                o.heavy_dim_head);
+    rotary_emb = register_module("rotary_emb", std::make_shared<RotaryEmbedding>(o.heavy_dim_head));
+  }
 }
 
 Tensor ConditionalRoutedAttention::forward(const Tensor& x, const Tensor& mask,
@@ -171,20 +176,23 @@ Tensor ConditionalRoutedAttention::forward(const Tensor& x, const Tensor& mask,
   const int64_t kq = tokens(num_heavy_tokens_q, opts_.num_heavy_tokens_q, op, "num_heavy_tokens_q");
   const int64_t kkv = tokens(num_heavy_tokens_kv, opts_.num_heavy_tokens_kv, op, "num_heavy_tokens_kv");
 
-  Tensor light = light_attn->forward(x, mask);  // [b, n, dim]
-  if (!heavy_enabled) return light;
+  Tensor light = light_attn ? light_attn->forward(x, mask) : Tensor();  // [b, n, dim]
+  if (!heavy_enabled) return light.defined() ? light : zeros_like(x);
 
   RouterOutput q = q_router->forward(x, kq, mask);     // [b, kq]
   RouterOutput kv = kv_router->forward(x, kkv, mask);  // [b, kkv] or [b, r, kkv]
   Tensor routed_q = batched_gather(x, q.indices);      // [b, kq, dim]
   Tensor routed_kv = batched_gather(x, kv.indices);    // [b, kkv, dim] or [b, r, kkv, dim]
   Tensor routed_kv_mask = mask.defined() ? batched_gather(mask, kv.indices) : Tensor();
+  // rotary: every routed token at its own position (the indices), as 0.11.1 gathers them
+  AttentionRotary rot;
+  if (rotary_emb) rot = {rotary_emb->angles(q.indices), rotary_emb->angles(kv.indices)};
 
   Tensor out = heavy_attn->forward(routed_q, routed_kv, routed_kv_mask, kv.scores,
-                                   opts_.multiply_queries_by_score ? q.scores : Tensor());
+                                   opts_.multiply_queries_by_score ? q.scores : Tensor(), rot);
   out = out * q.scores.unsqueeze(-1);
   Tensor heavy = q_router->route_back(route_back_source(null_q_token, x), out, q.indices);
-  return light + heavy;
+  return light.defined() ? light + heavy : heavy;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -126,6 +126,11 @@ struct ConditionalRoutedAttentionOptions {
   // every CoLT5 release passes as False), a relative position signal for the light branch; see
   // nn/local_attention.h and nn/rotary.h. Needs an even light_dim_head.
   bool light_use_rotary_pos_emb = false;
+  // 0.11.1: has_light_attn = false drops the light branch (out = heavy); rotary_emb = true rotates
+  // the heavy queries and keys at their positions in the sequence (the routed indices gathered
+  // from RotaryEmbedding(heavy_dim_head), buffer "rotary_emb.inv_freq"; heavy_dim_head even).
+  bool has_light_attn = true;
+  bool rotary_emb = false;
 };
 
 // The heavy half shared by the three routed attentions: an optional learned null query token
@@ -180,7 +185,8 @@ public:
   int64_t dim() const { return dim_; }
   const ConditionalRoutedAttentionOptions& options() const { return opts_; }
 
-  std::shared_ptr<LocalMHA> light_attn;   // "light_attn"
+  std::shared_ptr<LocalMHA> light_attn;         // "light_attn" (has_light_attn only)
+  std::shared_ptr<RotaryEmbedding> rotary_emb;  // "rotary_emb" (rotary_emb only)
 
 private:
   int64_t dim_;

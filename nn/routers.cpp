@@ -133,10 +133,20 @@ void check_router_x(const Tensor& x, int64_t dim, const Tensor& routing_token, c
   check_same_device({routing_token, x}, op);
 }
 
+// F.normalize(t, dim = -1) = t / max(|t|, 1e-12), through the rms_norm op (which divides by the
+// clamped norm and multiplies by sqrt(D) gamma): gamma = 1 / sqrt(D).
+Tensor l2norm(const Tensor& t) {
+  const int64_t d = t.size(-1);
+  return rms_norm(t, full({d}, 1.0 / std::sqrt(double(d)), t.dtype(), t.device()));
+}
+
 // s = einsum('b n d, r d -> b r n'): [r, d] @ [b, d, n] -> [b, r, n], routes merged into batch.
-Tensor router_logits(const Tensor& x, const Tensor& routing_token) {
+// With a cosine scale: scale * einsum of the l2-normalised x and routing tokens.
+Tensor router_logits(const Tensor& x, const Tensor& routing_token, std::optional<double> cosine_scale) {
   const int64_t b = x.size(0), n = x.size(1), r = routing_token.size(0);
-  return matmul(routing_token, x.transpose(1, 2)).reshape({b * r, n});
+  if (!cosine_scale) return matmul(routing_token, x.transpose(1, 2)).reshape({b * r, n});
+  const Tensor s = matmul(l2norm(routing_token), l2norm(x).transpose(1, 2)).reshape({b * r, n});
+  return mul_scalar(s, *cosine_scale);
 }
 
 // mask bool [b, n] (checked against `like`'s device) repeated per route: [b * r, n].
@@ -161,7 +171,7 @@ Router::Prepared Router::prepare(const Tensor& x, int64_t num_tokens, const Tens
   p.batch = b;
   p.n = n;
   p.mask = route_mask(mask, b, n, r, x, op);
-  p.s = router_logits(x, routing_token);
+  p.s = router_logits(x, routing_token, cosine_sim_scale_);
   return p;
 }
 
@@ -187,7 +197,7 @@ Router::Prepared Router::prepare_logits(const Tensor& s, int64_t num_tokens, con
 
 Tensor Router::logits(const Tensor& x) const {
   check_router_x(x, dim_, routing_token, name_.c_str());
-  return router_logits(x, routing_token);
+  return router_logits(x, routing_token, cosine_sim_scale_);
 }
 
 RouterOutput Router::forward(const Tensor& x, int64_t num_tokens, const Tensor& mask) {
@@ -242,6 +252,13 @@ CoordinateDescentRouter::CoordinateDescentRouter(int64_t dim, const CoordinateDe
               ": option 'fetch_k_ratio' expected a finite value >= 1, got ", opts.fetch_k_ratio);
   COLT5_CHECK(opts.eps > 0.0 && std::isfinite(opts.eps), name_, ": option 'eps' expected a finite value > 0, got ",
               opts.eps);
+  COLT5_CHECK(!opts.eps_init || (*opts.eps_init > 0.0 && std::isfinite(*opts.eps_init)), name_,
+              ": option 'eps_init' expected a finite value > 0, got ", opts.eps_init.value_or(0.0));
+  COLT5_CHECK(opts.eps_decay > 0.0 && opts.eps_decay <= 1.0, name_, ": option 'eps_decay' expected a value in (0, 1], got ",
+              opts.eps_decay);
+  COLT5_CHECK(opts.cosine_sim_scale > 0.0 && std::isfinite(opts.cosine_sim_scale), name_,
+              ": option 'cosine_sim_scale' expected a finite value > 0, got ", opts.cosine_sim_scale);
+  if (opts.cosine_sim_routing) cosine_sim_scale_ = opts.cosine_sim_scale;
 }
 
 RouterOutput CoordinateDescentRouter::route(const Prepared& p, int64_t num_tokens) {
@@ -252,6 +269,8 @@ RouterOutput CoordinateDescentRouter::route(const Prepared& p, int64_t num_token
   CoorDescentOptions co;
   co.n_iters = opts_.n_iters;
   co.eps = opts_.eps;
+  co.eps_init = opts_.eps_init;
+  co.eps_decay = opts_.eps_decay;
   Tensor scores = coor_descent(p.s, k_eff, co, p.mask);  // [b*r, n]
   Tensor indices = topk_indices_torch_order(scores, num_tokens);
   return finish(gather(scores, 1, indices), indices, p);
@@ -345,6 +364,10 @@ std::shared_ptr<Router> make_router(const std::string& router_type, int64_t dim,
     if (kw.fetch_k_ratio) o.fetch_k_ratio = *kw.fetch_k_ratio;
     if (kw.eps) o.eps = *kw.eps;
     if (kw.use_triton) o.use_triton = *kw.use_triton;
+    if (kw.eps_init) o.eps_init = *kw.eps_init;
+    if (kw.eps_decay) o.eps_decay = *kw.eps_decay;
+    if (kw.cosine_sim_routing) o.cosine_sim_routing = *kw.cosine_sim_routing;
+    if (kw.cosine_sim_scale) o.cosine_sim_scale = *kw.cosine_sim_scale;
     return std::make_shared<CoordinateDescentRouter>(dim, o, gen);
   }
   if (router_type == "cum_softmax") {
@@ -352,6 +375,10 @@ std::shared_ptr<Router> make_router(const std::string& router_type, int64_t dim,
     reject(kw.fetch_k_ratio.has_value(), "fetch_k_ratio");
     reject(kw.eps.has_value(), "eps");
     reject(kw.use_triton.has_value(), "use_triton");
+    reject(kw.eps_init.has_value(), "eps_init");
+    reject(kw.eps_decay.has_value(), "eps_decay");
+    reject(kw.cosine_sim_routing.has_value(), "cosine_sim_routing");
+    reject(kw.cosine_sim_scale.has_value(), "cosine_sim_scale");
     DifferentiableTopKRouterOptions o;
     o.straight_through = straight_through;
     o.num_routing_tokens = num_routing_tokens;
@@ -361,6 +388,10 @@ std::shared_ptr<Router> make_router(const std::string& router_type, int64_t dim,
   reject(kw.fetch_k_ratio.has_value(), "fetch_k_ratio");
   reject(kw.eps.has_value(), "eps");
   reject(kw.use_triton.has_value(), "use_triton");
+  reject(kw.eps_init.has_value(), "eps_init");
+  reject(kw.eps_decay.has_value(), "eps_decay");
+  reject(kw.cosine_sim_routing.has_value(), "cosine_sim_routing");
+  reject(kw.cosine_sim_scale.has_value(), "cosine_sim_scale");
   SinkhornRouterOptions o;
   o.straight_through = straight_through;
   o.num_routing_tokens = num_routing_tokens;

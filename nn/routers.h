@@ -12,7 +12,10 @@
 //   CoordinateDescentRouter ("coor_descent", CoLT5's router):
 //     scores = coor_descent(s, n_iters, k_eff = min(num_tokens * fetch_k_ratio, n), eps, mask)
 //     (k_eff is a real number, not truncated, as the reference), then the num_tokens largest
-//     scores with torch.topk's order (below).
+//     scores with torch.topk's order (below). 0.11.1's options: eps-scaling (eps_init, eps_decay:
+//     eps_t = max(eps_init decay^t, eps)), and cosine_sim_routing, which scores with unit vectors,
+//     s = cosine_sim_scale * <x / |x|, routing_token / |routing_token|>. 0.11.1 also changed the
+//     defaults (20 iterations, eps 0.03, eps_init 4, eps_decay 0.7: RouterKwargs::v0_11_1()).
 //   DifferentiableTopKRouter ("cum_softmax"): s / temperature, masked entries set to
 //     -finfo.max, sorted ascending (torch.sort's order), minus the row max (detached), then
 //     cum_softmax_i = e_i / max(sum_{j <= i} e_j, 1e-6) with e = exp(.); the last num_tokens of
@@ -118,6 +121,7 @@ protected:
   std::string name_;
   int64_t dim_, num_routing_tokens_;
   bool straight_through_;
+  std::optional<double> cosine_sim_scale_;  // set: cosine-similarity logits (CoordinateDescentRouter)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -128,8 +132,12 @@ struct CoordinateDescentRouterOptions {
   int64_t n_iters = 50;              // >= 1
   double fetch_k_ratio = 9.0 / 8.0;  // >= 1
   double eps = 1.0;                  // > 0
+  std::optional<double> eps_init;    // eps-scaling's first eps (> 0); none: no scaling (0.4.8)
+  double eps_decay = 1.0;            // in (0, 1]
   int64_t num_routing_tokens = 1;    // >= 1
   bool use_triton = false;           // accepted, no effect (see the file comment)
+  bool cosine_sim_routing = false;   // 0.11.1: score with unit vectors, times cosine_sim_scale
+  double cosine_sim_scale = 8.0;     // > 0, finite
 };
 
 class CoordinateDescentRouter : public Router {
@@ -206,6 +214,19 @@ struct RouterKwargs {
   std::optional<double> eps;
   std::optional<double> temperature;
   std::optional<bool> use_triton;
+  // 0.11.1's CoordinateDescentRouter keyword arguments
+  std::optional<double> eps_init;
+  std::optional<double> eps_decay;
+  std::optional<bool> cosine_sim_routing;
+  std::optional<double> cosine_sim_scale;
+
+  // CoLT5-attention 0.11.1's CoordinateDescentRouter defaults: n_iters 20, eps 0.03, eps_init 4,
+  // eps_decay 0.7 (0.4.8's, the defaults here, are 50 iterations at eps 1).
+  static RouterKwargs v0_11_1() {
+    RouterKwargs k;
+    k.n_iters = 20, k.eps = 0.03, k.eps_init = 4.0, k.eps_decay = 0.7;
+    return k;
+  }
 };
 
 // router_type: "coor_descent", "cum_softmax" or "sinkhorn" (the reference's ROUTERS keys).

@@ -307,6 +307,25 @@ TEST_CASE("routed modules: gradcheck in float64 with straight-through off") {
     Tensor x = leaf({2, 12, dim}, g);
     gradcheck_module(m, x, [&](const Tensor& t) { return m(t, mask); });
   }
+  SUBCASE("ConditionalRoutedAttention, 0.11.1 options: heavy rotary, no light branch, cosine eps-scaled routing") {
+    ConditionalRoutedAttentionOptions o;
+    o.num_heavy_tokens_q = 3;
+    o.num_heavy_tokens_kv = 4;
+    o.num_routed_kv = 2;
+    small_heads(o);
+    o.router_straight_through = false;
+    o.has_light_attn = false;
+    o.rotary_emb = true;
+    o.router_kwargs = RouterKwargs::v0_11_1();
+    o.router_kwargs.eps = 0.3;  // 0.03 makes the soft top-k too sharp for finite differences
+    o.router_kwargs.cosine_sim_routing = true;
+    o.router_kwargs.cosine_sim_scale = 3.0;
+    ConditionalRoutedAttention m(dim, o, &g);
+    CHECK_FALSE(m.light_attn);
+    m.to(DType::Float64);
+    Tensor x = leaf({2, 12, dim}, g);
+    gradcheck_module(m, x, [&](const Tensor& t) { return m(t, mask); });
+  }
   SUBCASE("ConditionalRoutedAutoregressiveAttention") {
     ConditionalRoutedAutoregressiveAttentionOptions o;
     o.num_heavy_tokens_q = 2;
@@ -547,6 +566,52 @@ TEST_CASE("routed modules: a batch row whose mask is all False stays finite (val
 
 // ---------------------------------------------------------------------------------------------
 // Bad options and inputs
+
+TEST_CASE("routers and routed attention: 0.11.1's options, their state_dict keys and their checks") {
+  // cosine-similarity routing scores unit vectors: scaling x or the routing token changes nothing
+  CoordinateDescentRouterOptions o;
+  o.cosine_sim_routing = true;
+  o.cosine_sim_scale = 5.0;
+  Generator g(3);
+  CoordinateDescentRouter r(6, o, &g);
+  r.to(DType::Float64);
+  Tensor x = randn64({2, 9, 6}, g);
+  const Tensor s = r.logits(x);
+  CHECK(max_abs(r.logits(x * 7.0) - s) < 1e-12);
+  CHECK(max_abs(s) <= 5.0 + 1e-12);  // |scale * cos| <= scale
+  o.cosine_sim_scale = 0;
+  CHECK_THROWS_WITH_AS(CoordinateDescentRouter(6, o), Contains("'cosine_sim_scale' expected a finite value > 0"),
+                       colt5::Error);
+  o = {};
+  o.eps_decay = 1.5;
+  CHECK_THROWS_WITH_AS(CoordinateDescentRouter(6, o), Contains("'eps_decay' expected a value in (0, 1]"), colt5::Error);
+  o = {};
+  o.eps_init = -1.0;
+  CHECK_THROWS_WITH_AS(CoordinateDescentRouter(6, o), Contains("'eps_init' expected a finite value > 0"), colt5::Error);
+  // the 0.11.1 keyword arguments belong to the coordinate-descent router only
+  RouterKwargs kw;
+  kw.cosine_sim_routing = true;
+  CHECK_THROWS_WITH_AS(make_router("cum_softmax", 6, true, 1, kw, nullptr, "test"),
+                       Contains("'router_kwargs' has 'cosine_sim_routing'"), colt5::Error);
+  const RouterKwargs v = RouterKwargs::v0_11_1();
+  CHECK(*v.n_iters == 20);
+  CHECK(*v.eps == 0.03);
+  CHECK(*v.eps_init == 4.0);
+  CHECK(*v.eps_decay == 0.7);
+
+  ConditionalRoutedAttentionOptions a;
+  a.num_heavy_tokens_q = 2, a.num_heavy_tokens_kv = 3;
+  small_heads(a);
+  a.rotary_emb = true;
+  a.has_light_attn = false;
+  ConditionalRoutedAttention m(8, a);
+  const auto sd = m.state_dict();
+  CHECK(sd.count("rotary_emb.inv_freq") == 1);
+  for (const auto& [name, t] : sd) CHECK(name.rfind("light_attn.", 0) != 0);
+  a.heavy_dim_head = 3;
+  CHECK_THROWS_WITH_AS(ConditionalRoutedAttention(8, a), Contains("'heavy_dim_head' expected an even value with rotary_emb"),
+                       colt5::Error);
+}
 
 TEST_CASE("routed modules: bad options throw colt5::Error naming the option") {
   Generator g(13);

@@ -30,7 +30,8 @@ def import_reference(root, colt5_version):
     for p in (f"einops-0.7.0", "local-attention-1.8.6", f"colt5-attention-{colt5_version}"):
         sys.path.insert(0, os.path.abspath(os.path.join(root, p)))
     import local_attention  # noqa: F401
-    return sys.modules["local_attention"]
+    import colt5_attention.transformer_block as tb
+    return sys.modules["local_attention"], tb
 
 
 def randn(gen, shape, device):
@@ -68,8 +69,43 @@ def local_mha_case(la, causal, n, window_size, masked, look_backward=1):
     return config, make, forward, inputs
 
 
-def cases(la):
+def routed_attention_case(tb, n, masked, batch=2, **extra):
+    """0.11.1's ConditionalRoutedAttention; its router defaults (20 iterations, eps 0.03, eps_init 4,
+    eps_decay 0.7) are written into the config, so that colt5 (0.4.8's defaults) builds the same."""
+    router = {"n_iters": 20, "eps": 0.03, "eps_init": 4.0, "eps_decay": 0.7, **extra.pop("router_kwargs", {})}
+    config = {"module": "ConditionalRoutedAttention", "dim": 16, "num_heavy_tokens_q": 5, "num_heavy_tokens_kv": 6,
+              "num_routed_kv": 1, "light_dim_head": 4, "light_heads": 2, "light_window_size": 4, "heavy_dim_head": 4,
+              "heavy_heads": 2, "router_kwargs": router, **extra}
+
+    def make():
+        kw = {k: v for k, v in config.items() if k not in ("module", "dim")}
+        return tb.ConditionalRoutedAttention(config["dim"], **kw)
+
+    def forward(m, x, mask=None):
+        return m(x, mask=mask)
+
+    def inputs(gen, device):
+        d = {"x": randn(gen, (batch, n, 16), device).requires_grad_()}
+        if masked:
+            d["mask"] = mask_of(gen, batch, n, device)
+        return d
+    return config, make, forward, inputs
+
+
+def cases(la, tb):
     return {
+        # 0.11.1: rotary positions in the heavy branch (two kv routes, eps-scaled routing)
+        # (one kv route: 0.11.1's router gathers the routed tokens of a batch row >= 1 from the
+        # wrong row when num_routing_tokens > 1 — batched_gather indexes the (b r)-merged tokens
+        # with b — so a two-route fixture of batch 2 would pin down that bug; colt5 keeps 0.4.8's
+        # per-row gather, and tests/golden/routed_attention has two routes)
+        "routed_attention_0111_rotary": routed_attention_case(tb, n=11, masked=False, rotary_emb=True),
+        "routed_attention_0111_rotary_masked": routed_attention_case(tb, n=13, masked=True, rotary_emb=True,
+                                                                     multiply_keys_by_score=True),
+        # 0.11.1: no light branch, cosine-similarity routing
+        "routed_attention_0111_no_light_cosine": routed_attention_case(
+            tb, n=11, masked=False, has_light_attn=False,
+            router_kwargs={"cosine_sim_routing": True, "cosine_sim_scale": 6.0}),
         # n = 13 with w = 4: autopad to 16, look 1 / 1 (query offset lf w = 4), a key mask
         "local_mha_rotary_noncausal": local_mha_case(la, causal=False, n=13, window_size=4, masked=True),
         # causal, n = 21 with w = 8: three windows, the last one padded; look back 2 windows
@@ -87,12 +123,12 @@ def main(argv):
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
 
-    la = import_reference(args.reference, args.colt5_version)
+    la, tb = import_reference(args.reference, args.colt5_version)
     torch.set_default_dtype(torch.float64)
     label = f"local-attention {getattr(la, '__version__', '1.8.6')}, CoLT5-attention {args.colt5_version} " \
             f"(tests/golden/generate.py, torch {torch.__version__}, {args.device})"
     os.makedirs(args.out, exist_ok=True)
-    for name, (config, make, forward, inputs) in cases(la).items():
+    for name, (config, make, forward, inputs) in cases(la, tb).items():
         if args.only and not any(s in name for s in args.only):
             continue
         t0 = time.perf_counter()

@@ -156,6 +156,10 @@ nn::RouterKwargs read_router_kwargs(Config& c) {
     k.read("eps", kw.eps);
     k.read("temperature", kw.temperature);
     k.read("use_triton", kw.use_triton);
+    k.read("eps_init", kw.eps_init);
+    k.read("eps_decay", kw.eps_decay);
+    k.read("cosine_sim_routing", kw.cosine_sim_routing);
+    k.read("cosine_sim_scale", kw.cosine_sim_scale);
     k.finish();
   }
   return kw;
@@ -389,6 +393,8 @@ Built build_routed_attention(Config& c) {
   o.num_heavy_tokens_q = c.required<int64_t>("num_heavy_tokens_q");
   o.num_heavy_tokens_kv = c.required<int64_t>("num_heavy_tokens_kv");
   read_routed_attention_options(c, o);
+  c.read("has_light_attn", o.has_light_attn);  // 0.11.1
+  c.read("rotary_emb", o.rotary_emb);          // 0.11.1
   auto fw = read_forward(c, {"num_heavy_tokens_q", "num_heavy_tokens_kv"});
   auto m = std::make_shared<nn::ConditionalRoutedAttention>(dim, o);
   Built b;
