@@ -133,13 +133,6 @@ void check_router_x(const Tensor& x, int64_t dim, const Tensor& routing_token, c
   check_same_device({routing_token, x}, op);
 }
 
-// F.normalize(t, dim = -1) = t / max(|t|, 1e-12), through the rms_norm op (which divides by the
-// clamped norm and multiplies by sqrt(D) gamma): gamma = 1 / sqrt(D).
-Tensor l2norm(const Tensor& t) {
-  const int64_t d = t.size(-1);
-  return rms_norm(t, full({d}, 1.0 / std::sqrt(double(d)), t.dtype(), t.device()));
-}
-
 // s = einsum('b n d, r d -> b r n'): [r, d] @ [b, d, n] -> [b, r, n], routes merged into batch.
 // With a cosine scale: scale * einsum of the l2-normalised x and routing tokens.
 Tensor router_logits(const Tensor& x, const Tensor& routing_token, std::optional<double> cosine_scale) {

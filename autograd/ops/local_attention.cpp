@@ -37,13 +37,6 @@ Tensor look_around(const Tensor& x, int64_t lb, int64_t lf, double value) {
   return cat(parts, 2);
 }
 
-// F.normalize(t, dim = -1) = t / max(||t||, 1e-12), through the rms_norm op (which divides by
-// the clamped norm and multiplies by sqrt(D) * gamma): gamma = 1 / sqrt(D).
-Tensor l2norm(const Tensor& t) {
-  const int64_t d = t.size(-1);
-  return rms_norm(t, full({d}, 1.0 / std::sqrt(double(d)), t.dtype(), t.device()));
-}
-
 // The checks shared by the fused and composed paths; returns the merged batch B.
 int64_t check_args(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
                    const LocalAttentionOptions& opts, const char* op) {

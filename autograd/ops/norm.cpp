@@ -1,6 +1,8 @@
 // Differentiable layer_norm and rms_norm. The forward saves per-row statistics (mean and rstd
 // for layer_norm, the L2 norm for rms_norm) and the backward runs the dedicated backward kernel
 // (math in core/cpu/norm.cpp), which returns dx and the parameter gradients in one pass.
+#include <cmath>
+
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "core/ops/norm.h"
@@ -31,6 +33,12 @@ Tensor rms_norm(const Tensor& x, const Tensor& gamma, double eps) {
     ops::RmsNormGrads gr = ops::rms_norm_backward(xd, gd, norm, eps, g, need_gamma);
     return {gr.dx, gr.dgamma};
   });
+}
+
+Tensor l2norm(const Tensor& x) {
+  COLT5_CHECK(x.defined() && x.dim() >= 1, "l2norm: argument 'x' expected a tensor of rank >= 1");
+  const int64_t d = x.size(-1);
+  return rms_norm(x, full({d}, 1.0 / std::sqrt(double(d)), x.dtype(), x.device()));
 }
 
 }  // namespace colt5
