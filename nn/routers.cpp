@@ -252,9 +252,47 @@ CoordinateDescentRouter::CoordinateDescentRouter(int64_t dim, const CoordinateDe
   COLT5_CHECK(opts.cosine_sim_scale > 0.0 && std::isfinite(opts.cosine_sim_scale), name_,
               ": option 'cosine_sim_scale' expected a finite value > 0, got ", opts.cosine_sim_scale);
   if (opts.cosine_sim_routing) cosine_sim_scale_ = opts.cosine_sim_scale;
+  COLT5_CHECK(!opts.route_block_size || *opts.route_block_size >= 1, name_,
+              ": option 'route_block_size' expected >= 1, got ", opts.route_block_size.value_or(0));
 }
 
 RouterOutput CoordinateDescentRouter::route(const Prepared& p, int64_t num_tokens) {
+  // Only forward_logits comes here (forward calls route_scores itself).
+  COLT5_CHECK(!opts_.route_block_size, name_,
+              ".forward_logits: option 'route_block_size' is not supported here (route with forward)");
+  return route_scores(p, num_tokens, {});
+}
+
+RouterOutput CoordinateDescentRouter::forward(const Tensor& x, int64_t num_tokens, const Tensor& mask,
+                                              const RouteCallOptions& call) {
+  const char* op = name_.c_str();
+  check_router_x(x, dim_, routing_token, op);
+  const int64_t b = x.size(0), n = x.size(1), r = num_routing_tokens_;
+  RouterOutput out;
+  if (!opts_.route_block_size) {
+    out = route_scores(prepare(x, num_tokens, mask), num_tokens, call);
+  } else {
+    // 'b (nb w) d -> (b nb) w d' over the whole blocks, routed as a batch of b nb rows
+    const int64_t w = *opts_.route_block_size, nb = n / w;
+    COLT5_CHECK(nb >= 1, op, ": argument 'x' expected at least route_block_size = ", w, " tokens, got ", n);
+    COLT5_CHECK(num_tokens >= 1, op, ": argument 'num_tokens' expected >= 1, got ", num_tokens);
+    const int64_t kb = (num_tokens + nb - 1) / nb;
+    const Tensor xb = x.narrow(1, 0, nb * w).reshape({b * nb, w, dim_});
+    const Tensor mb = mask.defined() ? mask.narrow(1, 0, nb * w).reshape({b * nb, w}) : Tensor();
+    RouterOutput o = route_scores(prepare(xb, kb, mb), kb, call);  // [b nb, kb] or [b nb, r, kb]
+    // '(b nb) r kb -> b r (nb kb)', the indices shifted by each block's start
+    const Tensor offset = mul_scalar(arange(double(nb), DType::Int64, x.device()), double(w))  // [nb]
+                              .reshape({1, nb, 1, 1});
+    Tensor s = o.scores.reshape({b, nb, r, kb}), idx = add(o.indices.reshape({b, nb, r, kb}), offset);
+    s = s.permute({0, 2, 1, 3}).reshape({b, r, nb * kb});
+    idx = idx.permute({0, 2, 1, 3}).reshape({b, r, nb * kb});
+    out = r == 1 ? RouterOutput{s.reshape({b, nb * kb}), idx.reshape({b, nb * kb})} : RouterOutput{s, idx};
+  }
+  if (call.keep_one_route_dim && r == 1) out = {out.scores.unsqueeze(1), out.indices.unsqueeze(1)};
+  return out;
+}
+
+RouterOutput CoordinateDescentRouter::route_scores(const Prepared& p, int64_t num_tokens, const RouteCallOptions& call) {
   COLT5_CHECK(num_tokens <= p.n, name_, ": argument 'num_tokens' expected <= the sequence length ", p.n, ", got ",
               num_tokens);
   // effective_k = min(num_tokens * fetch_k_ratio, n): a real number, as the reference.
@@ -265,6 +303,11 @@ RouterOutput CoordinateDescentRouter::route(const Prepared& p, int64_t num_token
   co.eps_init = opts_.eps_init;
   co.eps_decay = opts_.eps_decay;
   Tensor scores = coor_descent(p.s, k_eff, co, p.mask);  // [b*r, n]
+  if (call.random_route) {
+    Generator& g = call.generator ? *call.generator : default_generator();
+    scores = randn(scores.shape(), scores.dtype(), scores.device(), &g);
+    if (p.mask.defined()) scores = masked_fill(scores, logical_not(p.mask), lowest_finite(scores.dtype()));
+  }
   Tensor indices = topk_indices_torch_order(scores, num_tokens);
   return finish(gather(scores, 1, indices), indices, p);
 }
@@ -361,6 +404,7 @@ std::shared_ptr<Router> make_router(const std::string& router_type, int64_t dim,
     if (kw.eps_decay) o.eps_decay = *kw.eps_decay;
     if (kw.cosine_sim_routing) o.cosine_sim_routing = *kw.cosine_sim_routing;
     if (kw.cosine_sim_scale) o.cosine_sim_scale = *kw.cosine_sim_scale;
+    if (kw.route_block_size) o.route_block_size = *kw.route_block_size;
     return std::make_shared<CoordinateDescentRouter>(dim, o, gen);
   }
   if (router_type == "cum_softmax") {
@@ -372,6 +416,7 @@ std::shared_ptr<Router> make_router(const std::string& router_type, int64_t dim,
     reject(kw.eps_decay.has_value(), "eps_decay");
     reject(kw.cosine_sim_routing.has_value(), "cosine_sim_routing");
     reject(kw.cosine_sim_scale.has_value(), "cosine_sim_scale");
+    reject(kw.route_block_size.has_value(), "route_block_size");
     DifferentiableTopKRouterOptions o;
     o.straight_through = straight_through;
     o.num_routing_tokens = num_routing_tokens;
@@ -385,6 +430,7 @@ std::shared_ptr<Router> make_router(const std::string& router_type, int64_t dim,
   reject(kw.eps_decay.has_value(), "eps_decay");
   reject(kw.cosine_sim_routing.has_value(), "cosine_sim_routing");
   reject(kw.cosine_sim_scale.has_value(), "cosine_sim_scale");
+  reject(kw.route_block_size.has_value(), "route_block_size");
   SinkhornRouterOptions o;
   o.straight_through = straight_through;
   o.num_routing_tokens = num_routing_tokens;

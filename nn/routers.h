@@ -70,7 +70,7 @@ class Router : public Module {
 public:
   // x [b, n, d] floating (routing_token's dtype and device); mask bool [b, n] (True = keep) or
   // undefined; num_tokens >= 1 tokens per route. The same as forward_logits(logits(x), ...).
-  RouterOutput forward(const Tensor& x, int64_t num_tokens, const Tensor& mask = Tensor());
+  virtual RouterOutput forward(const Tensor& x, int64_t num_tokens, const Tensor& mask = Tensor());
   RouterOutput operator()(const Tensor& x, int64_t num_tokens, const Tensor& mask = Tensor()) {
     return forward(x, num_tokens, mask);
   }
@@ -138,18 +138,42 @@ struct CoordinateDescentRouterOptions {
   bool use_triton = false;           // accepted, no effect (see the file comment)
   bool cosine_sim_routing = false;   // 0.11.1: score with unit vectors, times cosine_sim_scale
   double cosine_sim_scale = 8.0;     // > 0, finite
+  // 0.11.1: route evenly from blocks of this many tokens (see CoordinateDescentRouter::forward).
+  std::optional<int64_t> route_block_size;
+};
+
+// 0.11.1's per-call keyword arguments of CoordinateDescentRouter.forward.
+struct RouteCallOptions {
+  // The negative control: coordinate descent's scores are replaced by N(0, 1) noise (masked
+  // entries -finfo.max) before the top-k, so the picks are random and the routing token gets no
+  // gradient. Noise from `generator` (the default generator if null).
+  bool random_route = false;
+  Generator* generator = nullptr;
+  // With one route, return [b, 1, k] instead of [b, k] (as with several routes).
+  bool keep_one_route_dim = false;
 };
 
 class CoordinateDescentRouter : public Router {
 public:
   CoordinateDescentRouter(int64_t dim, const CoordinateDescentRouterOptions& opts = {}, Generator* gen = nullptr);
   // forward: num_tokens must be <= n (torch.topk's limit).
+  // The same with 0.11.1's per-call options, and route_block_size: with blocks of w tokens,
+  // x is cut to its first nb = n // w whole blocks (nb >= 1), each block routes ceil(num_tokens /
+  // nb) tokens on its own (the same scores, eps schedule and k ratio, per block), and the picks
+  // are concatenated block after block with the indices shifted to sequence positions:
+  // scores / indices [b, nb ceil(num_tokens / nb)] (or [b, r, ...]).
+  // forward_logits does not take route_block_size (it throws when the option is set).
+  RouterOutput forward(const Tensor& x, int64_t num_tokens, const Tensor& mask = Tensor()) override {
+    return forward(x, num_tokens, mask, RouteCallOptions{});
+  }
+  RouterOutput forward(const Tensor& x, int64_t num_tokens, const Tensor& mask, const RouteCallOptions& call);
   const CoordinateDescentRouterOptions& options() const { return opts_; }
 
 protected:
   RouterOutput route(const Prepared& p, int64_t num_tokens) override;
 
 private:
+  RouterOutput route_scores(const Prepared& p, int64_t num_tokens, const RouteCallOptions& call);
   CoordinateDescentRouterOptions opts_;
 };
 
@@ -219,6 +243,7 @@ struct RouterKwargs {
   std::optional<double> eps_decay;
   std::optional<bool> cosine_sim_routing;
   std::optional<double> cosine_sim_scale;
+  std::optional<int64_t> route_block_size;
 
   // CoLT5-attention 0.11.1's CoordinateDescentRouter defaults: n_iters 20, eps 0.03, eps_init 4,
   // eps_decay 0.7 (0.4.8's, the defaults here, are 50 iterations at eps 1).

@@ -613,6 +613,58 @@ TEST_CASE("routers and routed attention: 0.11.1's options, their state_dict keys
                        colt5::Error);
 }
 
+TEST_CASE("routers: 0.11.1's route_block_size routes every block on its own; random_route; keep_one_route_dim") {
+  Generator g(4);
+  Tensor x = randn64({2, 14, 6}, g);
+  Tensor mask = mask_of({{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, {1, 0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 1, 1}});
+  for (int64_t r : {1, 2}) {
+    CAPTURE(r);
+    CoordinateDescentRouterOptions o;
+    o.num_routing_tokens = r;
+    o.straight_through = false;
+    o.eps = 0.5;
+    CoordinateDescentRouter plain(6, o, &g);
+    plain.to(DType::Float64);
+    o.route_block_size = 4;  // 14 tokens: 3 whole blocks (the last 2 tokens are not routed)
+    CoordinateDescentRouter blocks(6, o, &g);
+    blocks.to(DType::Float64);
+    {
+      NoGradGuard ng;
+      blocks.routing_token.set_data(plain.routing_token.detach().clone());
+    }
+    RouterOutput got = blocks(x, 5, mask);  // ceil(5 / 3) = 2 per block: 6 picks
+    const Shape want_shape = r == 1 ? Shape{2, 6} : Shape{2, r, 6};
+    REQUIRE(got.indices.shape() == want_shape);
+    // the oracle: block i of the sequence routed alone (2 tokens), positions shifted by 4 i
+    for (int64_t i = 0; i < 3; ++i) {
+      RouterOutput one = plain(x.narrow(1, 4 * i, 4).contiguous(), 2, mask.narrow(1, 4 * i, 4).contiguous());
+      const Tensor gi = got.indices.narrow(-1, 2 * i, 2), gs = got.scores.narrow(-1, 2 * i, 2);
+      CHECK(gi.contiguous().to_vector<int64_t>() == add_scalar(one.indices, double(4 * i)).contiguous().to_vector<int64_t>());
+      CHECK(max_abs(gs - one.scores) < 1e-14);
+    }
+  }
+  // random_route: random picks, and the routing token gets no gradient from the scores
+  CoordinateDescentRouter rr(6, {}, &g);
+  rr.to(DType::Float64);
+  Generator noise(9);
+  RouteCallOptions call;
+  call.random_route = true;
+  call.generator = &noise;
+  RouterOutput a = rr.forward(x, 4, mask, call);
+  CHECK(a.indices.shape() == Shape({2, 4}));
+  for (int64_t i : a.indices.select(0, 1).to_vector<int64_t>()) CHECK(mask.select(0, 1).to_vector<bool>()[size_t(i)]);
+  CHECK_FALSE(a.scores.requires_grad());  // noise, not a function of x or the routing token
+  call.random_route = false;
+  call.keep_one_route_dim = true;
+  CHECK(rr.forward(x, 4, mask, call).scores.shape() == Shape({2, 1, 4}));
+  CoordinateDescentRouterOptions bad;
+  bad.route_block_size = 0;
+  CHECK_THROWS_WITH_AS(CoordinateDescentRouter(6, bad), Contains("'route_block_size' expected >= 1"), colt5::Error);
+  bad.route_block_size = 20;
+  CHECK_THROWS_WITH_AS(CoordinateDescentRouter(6, bad).forward(x.to(DType::Float32), 2), Contains("at least route_block_size = 20"),
+                       colt5::Error);
+}
+
 TEST_CASE("routed modules: bad options throw colt5::Error naming the option") {
   Generator g(13);
   SUBCASE("routers") {

@@ -92,8 +92,38 @@ def routed_attention_case(tb, n, masked, batch=2, **extra):
     return config, make, forward, inputs
 
 
+def router_case(tb, n, num_tokens, masked, **kw):
+    """0.11.1's CoordinateDescentRouter; output = the selected scores, aux.indices = the picks."""
+    config = {"module": "CoordinateDescentRouter", "dim": 6, "num_tokens": num_tokens, "n_iters": 20, "eps": 0.03,
+              "eps_init": 4.0, "eps_decay": 0.7, **kw}
+
+    def make():
+        args = {k: v for k, v in config.items() if k not in ("module", "dim", "num_tokens")}
+        return tb.CoordinateDescentRouter(config["dim"], **args)
+
+    def forward(m, x, mask=None):
+        out = m(x, num_tokens=num_tokens, mask=mask)
+        forward.aux = {"aux.indices": out.indices}
+        return out.scores
+
+    def inputs(gen, device):
+        d = {"x": randn(gen, (2, n, 6), device).requires_grad_()}
+        if masked:
+            d["mask"] = mask_of(gen, 2, n, device)
+        return d
+    return config, make, forward, inputs
+
+
 def cases(la, tb):
     return {
+        # (no route_block_size case: 0.11.1's router fails with it, IndexError, because it gathers
+        # the routed tokens with sequence positions from the block-shaped x; tests/test_routed.cpp
+        # checks colt5's block routing against routing each block on its own)
+        # eps-scaled, masked, straight-through off (the scores carry the routing gradient)
+        "router_coor_descent_0111_masked": router_case(tb, n=14, num_tokens=5, masked=True, straight_through=False),
+        # cosine similarity, two routes, straight-through on
+        "router_coor_descent_0111_cosine": router_case(tb, n=12, num_tokens=4, masked=False, num_routing_tokens=2,
+                                                       cosine_sim_routing=True, cosine_sim_scale=5.0),
         # 0.11.1: rotary positions in the heavy branch (two kv routes, eps-scaled routing)
         # (one kv route: 0.11.1's router gathers the routed tokens of a batch row >= 1 from the
         # wrong row when num_routing_tokens > 1 — batched_gather indexes the (b r)-merged tokens
@@ -139,7 +169,7 @@ def main(argv):
         out = forward(module, **ins)
         g = randn(gen, out.shape, args.device)
         (out * g).sum().backward()
-        tensors = {"output": out, "upstream_grad": g}
+        tensors = {"output": out, "upstream_grad": g, **getattr(forward, "aux", {})}
         for k, t in ins.items():
             tensors["input." + k] = t
             if t.is_floating_point():

@@ -160,6 +160,7 @@ nn::RouterKwargs read_router_kwargs(Config& c) {
     k.read("eps_decay", kw.eps_decay);
     k.read("cosine_sim_routing", kw.cosine_sim_routing);
     k.read("cosine_sim_scale", kw.cosine_sim_scale);
+    k.read("route_block_size", kw.route_block_size);
     k.finish();
   }
   return kw;
@@ -319,6 +320,11 @@ Built build_coor_descent_router(Config& c) {
   c.read("eps", o.eps);
   c.read("num_routing_tokens", o.num_routing_tokens);
   c.read("use_triton", o.use_triton);
+  c.read("eps_init", o.eps_init);  // 0.11.1's options
+  c.read("eps_decay", o.eps_decay);
+  c.read("cosine_sim_routing", o.cosine_sim_routing);
+  c.read("cosine_sim_scale", o.cosine_sim_scale);
+  c.read("route_block_size", o.route_block_size);
   return router_built<nn::CoordinateDescentRouter>(
       std::make_shared<nn::CoordinateDescentRouter>(dim, o), num_tokens);
 }
