@@ -10,3 +10,4 @@
 #include "nn/routed.h"
 #include "nn/routers.h"
 #include "nn/safetensors.h"
+#include "nn/topk.h"

@@ -114,8 +114,30 @@ def router_case(tb, n, num_tokens, masked, **kw):
     return config, make, forward, inputs
 
 
+def topk_case(topk_mod, shape, k, masked, **kw):
+    """0.11.1's differentiable topk (topk.py): output = values, aux.indices = indices."""
+    config = {"op": "topk", "k": k, **kw}
+
+    def forward(m, x, mask=None):
+        out = topk_mod.topk(x, k, mask=mask, **kw)
+        forward.aux = {"aux.indices": out.indices}
+        return out.values
+
+    def inputs(gen, device):
+        d = {"x": randn(gen, shape, device).requires_grad_()}
+        if masked:
+            d["mask"] = mask_of(gen, shape[0], shape[1], device)
+        return d
+    return config, None, forward, inputs
+
+
 def cases(la, tb):
+    import importlib
+    topk_mod = importlib.import_module("colt5_attention.topk")
     return {
+        # the differentiable top-k: eps-scaled, with a mask; and the defaults on a 3-D input
+        "topk_0111_masked": topk_case(topk_mod, (3, 10), k=3, masked=True, eps=0.2, eps_init=2.0, eps_decay=0.8),
+        "topk_0111": topk_case(topk_mod, (2, 2, 9), k=4, masked=False),
         # (no route_block_size case: 0.11.1's router fails with it, IndexError, because it gathers
         # the routed tokens with sequence positions from the block-shaped x; tests/test_routed.cpp
         # checks colt5's block routing against routing each block on its own)
@@ -163,7 +185,7 @@ def main(argv):
             continue
         t0 = time.perf_counter()
         torch.manual_seed(0)
-        module = make().double().to(args.device)
+        module = make().double().to(args.device) if make else None
         gen = torch.Generator(device=args.device).manual_seed(0)
         ins = inputs(gen, args.device)
         out = forward(module, **ins)
@@ -174,10 +196,11 @@ def main(argv):
             tensors["input." + k] = t
             if t.is_floating_point():
                 tensors["grad.input." + k] = t.grad if t.grad is not None else torch.zeros_like(t)
-        for k, t in module.state_dict().items():
-            tensors["param." + k] = t
-        for k, prm in module.named_parameters():  # an unused parameter's gradient is zero
-            tensors["grad.param." + k] = prm.grad if prm.grad is not None else torch.zeros_like(prm)
+        if module is not None:
+            for k, t in module.state_dict().items():
+                tensors["param." + k] = t
+            for k, prm in module.named_parameters():  # an unused parameter's gradient is zero
+                tensors["grad.param." + k] = prm.grad if prm.grad is not None else torch.zeros_like(prm)
         path = os.path.join(args.out, name + ".safetensors")
         write_safetensors(path, tensors, {"config": json.dumps(config), "reference": label})
         print(f"{name}.safetensors  {os.path.getsize(path)} bytes  {time.perf_counter() - t0:.2f} s", flush=True)

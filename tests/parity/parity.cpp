@@ -29,6 +29,7 @@
 #include "nn/routed.h"
 #include "nn/routers.h"
 #include "nn/safetensors.h"
+#include "nn/topk.h"
 
 namespace colt5::parity {
 
@@ -198,6 +199,27 @@ Built build_coor_descent(Config& c) {
                   " but the fixture ", mask.defined() ? "has" : "has no", " input.mask");
     }
     return {coor_descent(get(in, "s"), k, o, mask), Tensor()};
+  };
+  return b;
+}
+
+// 0.11.1's differentiable top-k (topk.py): output = the values, aux.indices = the indices.
+Built build_topk(Config& c) {
+  const int64_t k = c.required<int64_t>("k");
+  nn::TopkOptions o;
+  c.read("coor_descent_k_ratio", o.coor_descent_k_ratio);
+  c.read("n_iters", o.n_iters);
+  c.read("eps", o.eps);
+  c.read("eps_init", o.eps_init);
+  c.read("eps_decay", o.eps_decay);
+  c.read("fused", o.fused);
+  c.read("non_differentiable", o.non_differentiable);
+  Built b;
+  b.inputs = {"x", "mask"};
+  b.required = {"x"};
+  b.run = [=](const Inputs& in) -> Outcome {
+    nn::TopkResult r = nn::differentiable_topk(get(in, "x"), k, o, get(in, "mask"));
+    return {r.values, r.indices};
   };
   return b;
 }
@@ -489,6 +511,7 @@ const std::map<std::string, Builder>& op_builders() {
   static const std::map<std::string, Builder> m = {
       {"coor_descent", build_coor_descent},
       {"sinkhorn", build_sinkhorn},
+      {"topk", build_topk},
   };
   return m;
 }
