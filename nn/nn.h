@@ -3,6 +3,7 @@
 #pragma once
 
 #include "nn/attention.h"
+#include "nn/image.h"
 #include "nn/layers.h"
 #include "nn/local_attention.h"
 #include "nn/module.h"

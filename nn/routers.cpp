@@ -378,6 +378,18 @@ Tensor SinkhornRouter::route_back(const Tensor& src, const Tensor& routed, const
 // ---------------------------------------------------------------------------------------------
 // make_router
 
+RouterKwargs RouterKwargs::or_defaults(const RouterKwargs& d) const {
+  RouterKwargs k = *this;
+  auto fill = [](auto& field, const auto& dflt) {
+    if (!field) field = dflt;
+  };
+  fill(k.n_iters, d.n_iters), fill(k.fetch_k_ratio, d.fetch_k_ratio), fill(k.eps, d.eps);
+  fill(k.temperature, d.temperature), fill(k.use_triton, d.use_triton), fill(k.eps_init, d.eps_init);
+  fill(k.eps_decay, d.eps_decay), fill(k.cosine_sim_routing, d.cosine_sim_routing);
+  fill(k.cosine_sim_scale, d.cosine_sim_scale), fill(k.route_block_size, d.route_block_size);
+  return k;
+}
+
 void check_router_type(const std::string& router_type, const char* owner) {
   COLT5_CHECK(router_type == "coor_descent" || router_type == "cum_softmax" || router_type == "sinkhorn", owner,
               ": option 'router_type' expected one of coor_descent, cum_softmax, sinkhorn, got '", router_type, "'");

@@ -252,6 +252,8 @@ struct RouterKwargs {
     k.n_iters = 20, k.eps = 0.03, k.eps_init = 4.0, k.eps_decay = 0.7;
     return k;
   }
+  // Every field of *this that is set, the others from `defaults` (Python's {**defaults, **this}).
+  RouterKwargs or_defaults(const RouterKwargs& defaults) const;
 };
 
 // router_type: "coor_descent", "cum_softmax" or "sinkhorn" (the reference's ROUTERS keys).

@@ -131,10 +131,50 @@ def topk_case(topk_mod, shape, k, masked, **kw):
     return config, None, forward, inputs
 
 
+def image_attention_case(tb):
+    config = {"module": "ConditionalRoutedImageAttention", "dim": 16, "num_heavy_tokens_q": 3, "num_heavy_tokens_kv": 4,
+              "light_dim_head": 4, "light_heads": 2, "light_window_size": 3, "heavy_dim_head": 4, "heavy_heads": 2,
+              "channel_first": True, "multiply_keys_by_score": True}
+
+    def make():
+        kw = {k: v for k, v in config.items() if k not in ("module", "dim")}
+        return tb.ConditionalRoutedImageAttention(config["dim"], **kw)
+
+    def forward(m, x):
+        return m(x)
+
+    def inputs(gen, device):  # [b, dim, H, W]: 2 x 2 windows of 3 x 3
+        return {"x": randn(gen, (2, 16, 6, 6), device).requires_grad_()}
+    return config, make, forward, inputs
+
+
+def vit_case(vit):
+    config = {"module": "ConditionalRoutedViT", "image_size": 8, "patch_size": 2, "num_classes": 5, "dim": 16,
+              "depth": 2, "attn_num_heavy_tokens_q": 2, "attn_num_heavy_tokens_kv": 3, "attn_heavy_dim_head": 4,
+              "attn_heavy_heads": 2, "attn_light_dim_head": 4, "attn_light_heads": 2, "attn_light_window_size": 2,
+              "ff_num_heavy_tokens": 5, "ff_heavy_mult": 2, "ff_light_mult": 0.5, "channels": 3,
+              "flash_attn": False}  # torch 1.13 has no flash path
+
+    def make():
+        return vit.ConditionalRoutedViT(**{k: v for k, v in config.items() if k != "module"})
+
+    def forward(m, img):
+        return m(img)
+
+    def inputs(gen, device):
+        return {"img": randn(gen, (2, 3, 8, 8), device).requires_grad_()}
+    return config, make, forward, inputs
+
+
 def cases(la, tb):
     import importlib
     topk_mod = importlib.import_module("colt5_attention.topk")
+    vit = importlib.import_module("colt5_attention.vit")
     return {
+        # windowed light attention + per-window routed heavy attention on a feature map
+        "image_attention_0111": image_attention_case(tb),
+        # the routed ViT: patches, sin-cos positions, 2 blocks (image attention + routed ff), mean pool
+        "vit_0111": vit_case(vit),
         # the differentiable top-k: eps-scaled, with a mask; and the defaults on a 3-D input
         "topk_0111_masked": topk_case(topk_mod, (3, 10), k=3, masked=True, eps=0.2, eps_init=2.0, eps_decay=0.8),
         "topk_0111": topk_case(topk_mod, (2, 2, 9), k=4, masked=False),

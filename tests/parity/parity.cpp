@@ -23,6 +23,7 @@
 #include "autograd/ops/coor_descent.h"
 #include "autograd/ops/sinkhorn.h"
 #include "nn/attention.h"
+#include "nn/image.h"
 #include "nn/json_read.h"
 #include "nn/layers.h"
 #include "nn/local_attention.h"
@@ -436,6 +437,65 @@ Built build_routed_attention(Config& c) {
   return b;
 }
 
+Built build_image_attention(Config& c) {  // 0.11.1
+  const int64_t dim = c.required<int64_t>("dim");
+  nn::ConditionalRoutedImageAttentionOptions o;
+  o.num_heavy_tokens_q = c.required<int64_t>("num_heavy_tokens_q");
+  o.num_heavy_tokens_kv = c.required<int64_t>("num_heavy_tokens_kv");
+  c.read("num_routed_kv", o.num_routed_kv);
+  c.read("light_dim_head", o.light_dim_head);
+  c.read("light_heads", o.light_heads);
+  c.read("light_window_size", o.light_window_size);
+  c.read("heavy_dim_head", o.heavy_dim_head);
+  c.read("heavy_heads", o.heavy_heads);
+  c.read("router_straight_through", o.router_straight_through);
+  o.router_kwargs = read_router_kwargs(c);
+  c.read("multiply_keys_by_score", o.multiply_keys_by_score);
+  c.read("multiply_queries_by_score", o.multiply_queries_by_score);
+  c.read("use_triton", o.use_triton);
+  c.read("use_null_q_tokens", o.use_null_q_tokens);
+  c.read("use_flash_attn", o.use_flash_attn);
+  c.read("channel_first", o.channel_first);
+  auto m = std::make_shared<nn::ConditionalRoutedImageAttention>(dim, o);
+  Built b;
+  b.module = m;
+  b.inputs = b.required = {"x"};
+  b.run = [m](const Inputs& in) -> Outcome { return {m->forward(get(in, "x")), Tensor()}; };
+  return b;
+}
+
+Built build_vit(Config& c) {  // 0.11.1's vit.py
+  nn::ConditionalRoutedViTOptions o;
+  o.image_size = c.required<int64_t>("image_size");
+  o.patch_size = c.required<int64_t>("patch_size");
+  o.num_classes = c.required<int64_t>("num_classes");
+  o.dim = c.required<int64_t>("dim");
+  o.depth = c.required<int64_t>("depth");
+  o.attn_num_heavy_tokens_q = c.required<int64_t>("attn_num_heavy_tokens_q");
+  o.attn_num_heavy_tokens_kv = c.required<int64_t>("attn_num_heavy_tokens_kv");
+  o.attn_heavy_dim_head = c.required<int64_t>("attn_heavy_dim_head");
+  o.attn_heavy_heads = c.required<int64_t>("attn_heavy_heads");
+  o.attn_light_dim_head = c.required<int64_t>("attn_light_dim_head");
+  o.attn_light_heads = c.required<int64_t>("attn_light_heads");
+  o.attn_light_window_size = c.required<int64_t>("attn_light_window_size");
+  o.ff_num_heavy_tokens = c.required<int64_t>("ff_num_heavy_tokens");
+  o.ff_heavy_mult = c.required<double>("ff_heavy_mult");
+  o.ff_light_mult = c.required<double>("ff_light_mult");
+  c.read("channels", o.channels);
+  c.read("router_straight_through", o.router_straight_through);
+  o.router_kwargs = read_router_kwargs(c);
+  c.read("router_use_triton", o.router_use_triton);
+  c.read("flash_attn", o.flash_attn);
+  c.read("attn_num_routed_kv", o.attn_num_routed_kv);
+  c.read("default_coor_descent_eps", o.default_coor_descent_eps);
+  auto m = std::make_shared<nn::ConditionalRoutedViT>(o);
+  Built b;
+  b.module = m;
+  b.inputs = b.required = {"img"};
+  b.run = [m](const Inputs& in) -> Outcome { return {m->forward(get(in, "img")), Tensor()}; };
+  return b;
+}
+
 Built build_routed_ar_attention(Config& c) {
   const int64_t dim = c.required<int64_t>("dim");
   nn::ConditionalRoutedAutoregressiveAttentionOptions o;
@@ -521,6 +581,8 @@ const std::map<std::string, Builder>& module_builders() {
       {"RMSNorm", build_rmsnorm},
       {"FeedForward", build_feedforward},
       {"LocalMHA", build_local_mha},
+      {"ConditionalRoutedImageAttention", build_image_attention},
+      {"ConditionalRoutedViT", build_vit},
       {"Attention", build_attention},
       {"CoordinateDescentRouter", build_coor_descent_router},
       {"DifferentiableTopKRouter", build_topk_router},
