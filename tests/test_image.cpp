@@ -11,6 +11,7 @@
 #include "autograd/ops.h"
 #include "nn/image.h"
 #include "tests/cases/cases.h"
+#include "tests/run_program.h"
 
 using namespace colt5;
 using namespace colt5::nn;
@@ -114,4 +115,21 @@ TEST_CASE("posemb_sincos_2d: vit.py's layout") {
   CHECK(r[4] == doctest::Approx(std::sin(1.0)));
   CHECK(r[7] == doctest::Approx(std::cos(1e-4)));
   CHECK_THROWS_WITH_AS(posemb_sincos_2d(2, 2, 6, DType::Float64, kCPU), Contains("multiple of 4"), Error);
+}
+
+TEST_CASE("train_image: a short run prints the routed and heavy-off evaluation; bad flags are errors") {
+  const std::string exe = std::string(COLT5_BUILD_ROOT) + "/examples/train_image";
+  const testing::Run r =
+      testing::run_program("COLT5_TRAIN_IMAGE_EXE", exe.c_str(), "--device cpu --steps 20 --batch-size 8 --eval-batches 2");
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CHECK(r.output.find("step    20/20") != std::string::npos);
+  CHECK(r.output.find("final evaluation (16 validation images)") != std::string::npos);
+  CHECK(r.output.find("routed (light + heavy)") != std::string::npos);
+  CHECK(r.output.find("heavy branch off") != std::string::npos);
+  const testing::Run bad = testing::run_program("COLT5_TRAIN_IMAGE_EXE", exe.c_str(), "--steps 0");
+  CHECK(bad.status != 0);
+  CHECK(bad.output.find("--steps") != std::string::npos);
+  const testing::Run nan = testing::run_program("COLT5_TRAIN_IMAGE_EXE", exe.c_str(), "--lr nan");
+  CHECK(nan.status != 0);
 }

@@ -319,7 +319,7 @@ TEST_CASE("programs: an unknown flag is an error that shows the usage") {
   const std::string root = COLT5_BUILD_ROOT;
   for (const char* program : {"examples/train", "examples/generate", "examples/routing_walkthrough",
                               "examples/safetensors_tool", "examples/gradcheck_all", "examples/gradcheck",
-                              "tests/golden_parity", "bench/colt5_bench"}) {
+                              "tests/golden_parity", "bench/colt5_bench", "examples/train_image"}) {
     CAPTURE(program);
     const testing::Run r = run_program("COLT5_NO_SUCH_VARIABLE", (root + "/" + program).c_str(), "--no-such-flag");
     CHECK(r.status != 0);
