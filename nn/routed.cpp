@@ -218,11 +218,17 @@ ConditionalRoutedAutoregressiveAttention::ConditionalRoutedAutoregressiveAttenti
   lo.window_size = o.light_window_size;
   lo.prenorm = true;
   lo.causal = true;
-  // exact_windowsize keeps LocalMHA's default (true): 0.4.8 does not pass it (a later release passes
-  // False), and the golden fixture agrees.
+  // exact_windowsize: LocalMHA's default (true) unless light_exact_windowsize says otherwise; 0.4.8
+  // does not pass it (and the golden fixture agrees), 0.11.1 passes False.
+  lo.exact_windowsize = o.light_exact_windowsize;
   lo.use_rotary_pos_emb = o.light_use_rotary_pos_emb;
   light_attn = register_module("light_attn", std::make_shared<LocalMHA>(lo, gen));
   build_heavy_branch(dim, self_attention_heavy_options(o), gen, op);
+  if (o.rotary_emb) {
+    COLT5_CHECK(o.heavy_dim_head % 2 == 0, op, ": option 'heavy_dim_head' expected an even value with rotary_emb, got ",
+                o.heavy_dim_head);
+    rotary_emb = register_module("rotary_emb", std::make_shared<RotaryEmbedding>(o.heavy_dim_head));
+  }
 }
 
 Tensor ConditionalRoutedAutoregressiveAttention::forward(const Tensor& x, std::optional<int64_t> num_heavy_tokens_q,
@@ -264,6 +270,7 @@ Tensor ConditionalRoutedAutoregressiveAttention::forward(const Tensor& x, std::o
     routed_q = batched_gather(q, indices_q);
   }
   Tensor routed_kv, routed_kv_mask = kv_mask, scores_kv;
+  Tensor kv_positions;  // the routed keys' positions in xp (rotary only)
   if (route_kv) {
     // Keys / values, routed for every query window over its prefix without copying the
     // sequence: the router's logits once per token ([b * r, N]), repeated per query window
@@ -274,6 +281,7 @@ Tensor ConditionalRoutedAutoregressiveAttention::forward(const Tensor& x, std::o
     s = s.expand({b, windows - 1, r, padded_n}).reshape({qb * r, padded_n});
     RouterOutput ro = kv_router->forward_logits(s, kkv, kv_mask);  // [qb, kkv] or [qb, r, kkv]
     scores_kv = ro.scores;
+    kv_positions = ro.indices;
     // Row bi * (windows - 1) + (i - 1) of the indices points into batch row bi of xp.
     const int64_t per_row = ro.indices.numel() / qb;
     Shape kv_shape = ro.indices.shape();
@@ -285,8 +293,22 @@ Tensor ConditionalRoutedAutoregressiveAttention::forward(const Tensor& x, std::o
     routed_kv = xp.unsqueeze(1).expand({b, windows - 1, padded_n, d}).reshape({qb, padded_n, d});
   }
 
+  // Rotary (0.11.1): every query and key at its position in the padded sequence. Row
+  // bi (windows - 1) + (i - 1) holds window i, whose token j sits at i w + j; the routed keys'
+  // indices are positions already.
+  AttentionRotary rot;
+  if (rotary_emb) {
+    std::vector<int64_t> start(static_cast<size_t>(qb));
+    for (int64_t row = 0; row < qb; ++row) start[size_t(row)] = (row % (windows - 1) + 1) * w;
+    const Tensor offset = from_vector(start, {qb, 1}, dev);
+    const Tensor pos_q = route_q ? add(indices_q, offset) : add(arange(double(w), DType::Int64, dev).unsqueeze(0), offset);
+    const Tensor pos_kv =
+        route_kv ? kv_positions : arange(double(padded_n), DType::Int64, dev).unsqueeze(0).expand({qb, padded_n});
+    rot = {rotary_emb->angles(pos_q), rotary_emb->angles(pos_kv)};
+  }
+
   Tensor out = heavy_attn->forward(routed_q, routed_kv, routed_kv_mask, scores_kv,
-                                   opts_.multiply_queries_by_score && route_q ? scores_q : Tensor());
+                                   opts_.multiply_queries_by_score && route_q ? scores_q : Tensor(), rot);
   Tensor heavy = out;  // [qb, w or kq, dim]
   if (route_q) {
     out = out * scores_q.unsqueeze(-1);

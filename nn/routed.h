@@ -216,6 +216,12 @@ struct ConditionalRoutedAutoregressiveAttentionOptions {
   // every CoLT5 release passes as False), a relative position signal for the light branch; see
   // nn/local_attention.h and nn/rotary.h. Needs an even light_dim_head.
   bool light_use_rotary_pos_emb = false;
+  // The light LocalMHA's exact_windowsize: 0.4.8 leaves LocalMHA's default (true), 0.11.1 passes
+  // False (a causal query then also sees the whole window lb windows back).
+  bool light_exact_windowsize = true;
+  // 0.11.1: rotate the heavy queries and keys at their sequence positions (RotaryEmbedding(
+  // heavy_dim_head), buffer "rotary_emb.inv_freq"; heavy_dim_head even).
+  bool rotary_emb = false;
 };
 
 class ConditionalRoutedAutoregressiveAttention : public RoutedHeavyBranch {
@@ -236,6 +242,7 @@ public:
   const ConditionalRoutedAutoregressiveAttentionOptions& options() const { return opts_; }
 
   std::shared_ptr<LocalMHA> light_attn;   // "light_attn"
+  std::shared_ptr<RotaryEmbedding> rotary_emb;  // "rotary_emb" (rotary_emb only)
 
 private:
   int64_t dim_, heavy_window_size_;

@@ -326,6 +326,19 @@ TEST_CASE("routed modules: gradcheck in float64 with straight-through off") {
     Tensor x = leaf({2, 12, dim}, g);
     gradcheck_module(m, x, [&](const Tensor& t) { return m(t, mask); });
   }
+  SUBCASE("ConditionalRoutedAutoregressiveAttention, 0.11.1: heavy rotary, light exact window off") {
+    ConditionalRoutedAutoregressiveAttentionOptions o;
+    o.num_heavy_tokens_q = 2;
+    o.num_heavy_tokens_kv = 3;
+    small_heads(o);
+    o.router_straight_through = false;
+    o.rotary_emb = true;
+    o.light_exact_windowsize = false;
+    ConditionalRoutedAutoregressiveAttention m(dim, o, &g);
+    m.to(DType::Float64);
+    Tensor x = leaf({2, 11, dim}, g);
+    gradcheck_module(m, x, [&](const Tensor& t) { return m(t); });
+  }
   SUBCASE("ConditionalRoutedAutoregressiveAttention") {
     ConditionalRoutedAutoregressiveAttentionOptions o;
     o.num_heavy_tokens_q = 2;

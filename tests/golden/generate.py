@@ -166,11 +166,39 @@ def vit_case(vit):
     return config, make, forward, inputs
 
 
+def routed_ar_attention_case(tb, n, **extra):
+    """0.11.1's ConditionalRoutedAutoregressiveAttention (its light LocalMHA has exact_windowsize=False)."""
+    router = {"n_iters": 20, "eps": 0.03, "eps_init": 4.0, "eps_decay": 0.7}
+    config = {"module": "ConditionalRoutedAutoregressiveAttention", "dim": 16, "num_heavy_tokens_q": 3,
+              "num_heavy_tokens_kv": 5, "light_dim_head": 4, "light_heads": 2, "light_window_size": 4,
+              "heavy_window_size": 4, "heavy_dim_head": 4, "heavy_heads": 2, "router_kwargs": router}
+    config.update(extra)
+
+    def make():
+        kw = {k: v for k, v in config.items() if k not in ("module", "dim", "light_exact_windowsize")}
+        return tb.ConditionalRoutedAutoregressiveAttention(config["dim"], **kw)
+
+    def forward(m, x):
+        return m(x)
+
+    def inputs(gen, device):
+        return {"x": randn(gen, (2, n, 16), device).requires_grad_()}
+    config["light_exact_windowsize"] = False  # what 0.11.1 hard-codes (colt5's option, 0.4.8's True by default)
+    return config, make, forward, inputs
+
+
 def cases(la, tb):
     import importlib
     topk_mod = importlib.import_module("colt5_attention.topk")
     vit = importlib.import_module("colt5_attention.vit")
     return {
+        # 0.11.1's autoregressive routed attention with heavy rotary: 15 tokens in 4 windows of 4
+        # (the last padded), queries routed within windows, keys from each window's past
+        "routed_ar_attention_0111_rotary": routed_ar_attention_case(tb, n=15, rotary_emb=True),
+        # the same without routing (a window of 4 <= 4 queries, 8 padded tokens <= 8 keys): every
+        # position rotated, in the order of the sequence
+        "routed_ar_attention_0111_rotary_unrouted": routed_ar_attention_case(
+            tb, n=7, rotary_emb=True, num_heavy_tokens_q=4, num_heavy_tokens_kv=8),
         # windowed light attention + per-window routed heavy attention on a feature map
         "image_attention_0111": image_attention_case(tb),
         # the routed ViT: patches, sin-cos positions, 2 blocks (image attention + routed ff), mean pool

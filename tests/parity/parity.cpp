@@ -503,6 +503,8 @@ Built build_routed_ar_attention(Config& c) {
   o.num_heavy_tokens_kv = c.required<int64_t>("num_heavy_tokens_kv");
   read_routed_attention_options(c, o);
   c.read("heavy_window_size", o.heavy_window_size);
+  c.read("rotary_emb", o.rotary_emb);                          // 0.11.1
+  c.read("light_exact_windowsize", o.light_exact_windowsize);  // 0.11.1 passes False
   auto fw = read_forward(c, {"num_heavy_tokens_q", "num_heavy_tokens_kv"});
   auto m = std::make_shared<nn::ConditionalRoutedAutoregressiveAttention>(dim, o);
   Built b;
