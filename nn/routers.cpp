@@ -111,19 +111,23 @@ Tensor batched_gather(const Tensor& x, const Tensor& indices) {
 // ---------------------------------------------------------------------------------------------
 // Router base
 
-Router::Router(std::string name, int64_t dim, int64_t num_routing_tokens, bool straight_through, Generator* gen)
+Router::Router(std::string name, int64_t dim, int64_t num_routing_tokens, bool straight_through, Generator* gen,
+               bool learned_routing_tokens)
     : name_(std::move(name)), dim_(dim), num_routing_tokens_(num_routing_tokens), straight_through_(straight_through) {
   COLT5_CHECK(dim >= 1, name_, ": option 'dim' expected >= 1, got ", dim);
   COLT5_CHECK(num_routing_tokens >= 1, name_, ": option 'num_routing_tokens' expected >= 1, got ",
               num_routing_tokens);
-  routing_token = register_parameter("routing_token",
-                                     randn({num_routing_tokens, dim}, DType::Float32, kCPU, gen));
+  if (!learned_routing_tokens)
+    routing_token = register_parameter("routing_token",
+                                       randn({num_routing_tokens, dim}, DType::Float32, kCPU, gen));
 }
 
 namespace {
 
 // The checks of x shared by forward and logits.
 void check_router_x(const Tensor& x, int64_t dim, const Tensor& routing_token, const char* op) {
+  COLT5_CHECK(routing_token.defined(), op, ": this router has no routing_token (learned_routing_tokens): pass ",
+              "RouteCallOptions::routing_tokens to CoordinateDescentRouter::forward");
   COLT5_CHECK(x.defined(), op, ": argument 'x' is undefined");
   check_floating(x, op, "x");
   COLT5_CHECK(x.dim() == 3, op, ": argument 'x' expected rank 3 [batch, n, dim], got shape ", x.shape());
@@ -239,7 +243,9 @@ Tensor Router::route_back(const Tensor& src, const Tensor& routed, const Tensor&
 
 CoordinateDescentRouter::CoordinateDescentRouter(int64_t dim, const CoordinateDescentRouterOptions& opts,
                                                  Generator* gen)
-    : Router("CoordinateDescentRouter", dim, opts.num_routing_tokens, opts.straight_through, gen), opts_(opts) {
+    : Router("CoordinateDescentRouter", dim, opts.num_routing_tokens, opts.straight_through, gen,
+             opts.learned_routing_tokens),
+      opts_(opts) {
   COLT5_CHECK(opts.n_iters >= 1, name_, ": option 'n_iters' expected >= 1, got ", opts.n_iters);
   COLT5_CHECK(opts.fetch_k_ratio >= 1.0 && std::isfinite(opts.fetch_k_ratio), name_,
               ": option 'fetch_k_ratio' expected a finite value >= 1, got ", opts.fetch_k_ratio);
@@ -263,14 +269,53 @@ RouterOutput CoordinateDescentRouter::route(const Prepared& p, int64_t num_token
   return route_scores(p, num_tokens, {});
 }
 
+Router::Prepared CoordinateDescentRouter::prepare_call(const Tensor& x, const Tensor& tokens, int64_t num_tokens,
+                                                       const Tensor& mask) const {
+  if (!tokens.defined()) return prepare(x, num_tokens, mask);
+  // s = einsum('b n d, b r d -> b r n'), the routes merged into the batch as prepare's
+  const int64_t b = x.size(0), n = x.size(1), r = num_routing_tokens_;
+  const Tensor xs = cosine_sim_scale_ ? l2norm(x) : x;
+  const Tensor ts = cosine_sim_scale_ ? l2norm(tokens) : tokens;
+  Tensor s = matmul(ts, xs.transpose(1, 2)).reshape({b * r, n});
+  if (cosine_sim_scale_) s = mul_scalar(s, *cosine_sim_scale_);
+  COLT5_CHECK(num_tokens >= 1, name_, ": argument 'num_tokens' expected >= 1, got ", num_tokens);
+  Prepared p;
+  p.batch = b;
+  p.n = n;
+  p.mask = route_mask(mask, b, n, r, x, name_.c_str());
+  p.s = s;
+  return p;
+}
+
 RouterOutput CoordinateDescentRouter::forward(const Tensor& x, int64_t num_tokens, const Tensor& mask,
                                               const RouteCallOptions& call) {
   const char* op = name_.c_str();
-  check_router_x(x, dim_, routing_token, op);
-  const int64_t b = x.size(0), n = x.size(1), r = num_routing_tokens_;
+  const int64_t r = num_routing_tokens_;
+  Tensor tokens = call.routing_tokens;  // [b, r, d] when given
+  if (opts_.learned_routing_tokens) {
+    COLT5_CHECK(tokens.defined(), op, ": argument 'routing_tokens' is required (the router was built with ",
+                "learned_routing_tokens)");
+    COLT5_CHECK(x.defined() && x.dim() == 3 && x.size(2) == dim_, op, ": argument 'x' expected shape [batch, n, ",
+                dim_, "], got ", x.defined() ? str(x.shape()) : std::string("an undefined tensor"));
+    check_floating(x, op, "x");
+    const int64_t b0 = x.size(0);
+    const bool ok = (tokens.dim() == 2 && r == 1 && tokens.shape() == Shape({b0, dim_})) ||
+                    (tokens.dim() == 3 && tokens.shape() == Shape({b0, r, dim_}));
+    COLT5_CHECK(ok, op, ": argument 'routing_tokens' expected shape [", b0, ", ", r, ", ", dim_, "]",
+                r == 1 ? str(" or [", b0, ", ", dim_, "]") : std::string(), ", got ", tokens.shape());
+    COLT5_CHECK(tokens.dtype() == x.dtype() && tokens.device() == x.device(), op,
+                ": argument 'routing_tokens' expected x's dtype and device (", dtype_name(x.dtype()), ", ", x.device(),
+                "), got ", dtype_name(tokens.dtype()), ", ", tokens.device());
+    if (tokens.dim() == 2) tokens = tokens.unsqueeze(1);
+  } else {
+    COLT5_CHECK(!tokens.defined(), op, ": argument 'routing_tokens' is only for a router built with ",
+                "learned_routing_tokens (this one has its own routing_token)");
+    check_router_x(x, dim_, routing_token, op);
+  }
+  const int64_t b = x.size(0), n = x.size(1);
   RouterOutput out;
   if (!opts_.route_block_size) {
-    out = route_scores(prepare(x, num_tokens, mask), num_tokens, call);
+    out = route_scores(prepare_call(x, tokens, num_tokens, mask), num_tokens, call);
   } else {
     // 'b (nb w) d -> (b nb) w d' over the whole blocks, routed as a batch of b nb rows
     const int64_t w = *opts_.route_block_size, nb = n / w;
@@ -279,7 +324,8 @@ RouterOutput CoordinateDescentRouter::forward(const Tensor& x, int64_t num_token
     const int64_t kb = (num_tokens + nb - 1) / nb;
     const Tensor xb = x.narrow(1, 0, nb * w).reshape({b * nb, w, dim_});
     const Tensor mb = mask.defined() ? mask.narrow(1, 0, nb * w).reshape({b * nb, w}) : Tensor();
-    RouterOutput o = route_scores(prepare(xb, kb, mb), kb, call);  // [b nb, kb] or [b nb, r, kb]
+    const Tensor tb = tokens.defined() ? tokens.unsqueeze(1).expand({b, nb, r, dim_}).reshape({b * nb, r, dim_}) : tokens;
+    RouterOutput o = route_scores(prepare_call(xb, tb, kb, mb), kb, call);  // [b nb, kb] or [b nb, r, kb]
     // '(b nb) r kb -> b r (nb kb)', the indices shifted by each block's start
     const Tensor offset = mul_scalar(arange(double(nb), DType::Int64, x.device()), double(w))  // [nb]
                               .reshape({1, nb, 1, 1});
@@ -289,6 +335,29 @@ RouterOutput CoordinateDescentRouter::forward(const Tensor& x, int64_t num_token
     out = r == 1 ? RouterOutput{s.reshape({b, nb * kb}), idx.reshape({b, nb * kb})} : RouterOutput{s, idx};
   }
   if (call.keep_one_route_dim && r == 1) out = {out.scores.unsqueeze(1), out.indices.unsqueeze(1)};
+  return out;
+}
+
+RouterReturn CoordinateDescentRouter::route_tokens(const Tensor& x, int64_t num_tokens, const Tensor& mask,
+                                                  const RouteCallOptions& call) {
+  const char* op = name_.c_str();
+  COLT5_CHECK(x.defined() && x.dim() == 3, op, ": argument 'x' expected rank 3 [batch, n, dim], got ",
+              x.defined() ? str(x.shape()) : std::string("an undefined tensor"));
+  COLT5_CHECK(num_tokens >= 1, op, ": argument 'num_tokens' expected >= 1, got ", num_tokens);
+  const int64_t b = x.size(0), n = x.size(1), r = num_routing_tokens_;
+  const bool route_dim = call.keep_one_route_dim || r > 1;
+  RouterReturn out;
+  if (n <= num_tokens) {  // nothing to choose: every token, score 1
+    out.scores = route_dim ? ones({b, r, n}, x.dtype(), x.device()) : ones({b, n}, x.dtype(), x.device());
+    out.routed_tokens = route_dim ? x.unsqueeze(1).expand({b, r, n, x.size(2)}) : x;
+    if (mask.defined()) out.routed_mask = route_dim ? mask.unsqueeze(1).expand({b, r, n}) : mask;
+    return out;
+  }
+  RouterOutput o = forward(x, num_tokens, mask, call);
+  out.indices = o.indices;
+  out.scores = o.scores;
+  out.routed_tokens = batched_gather(x, o.indices);
+  if (mask.defined()) out.routed_mask = batched_gather(mask, o.indices);
   return out;
 }
 

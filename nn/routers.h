@@ -96,7 +96,10 @@ public:
   Tensor routing_token;  // [num_routing_tokens, dim], randn init as the reference
 
 protected:
-  Router(std::string name, int64_t dim, int64_t num_routing_tokens, bool straight_through, Generator* gen);
+  // learned_routing_tokens: no "routing_token" parameter (routing_token stays undefined); the
+  // caller passes the tokens with every call (CoordinateDescentRouter's RouteCallOptions).
+  Router(std::string name, int64_t dim, int64_t num_routing_tokens, bool straight_through, Generator* gen,
+         bool learned_routing_tokens = false);
 
   // Checks x and mask; returns s [b * r, n] and the mask repeated per route [b * r, n] (or
   // undefined).
@@ -140,6 +143,9 @@ struct CoordinateDescentRouterOptions {
   double cosine_sim_scale = 8.0;     // > 0, finite
   // 0.11.1: route evenly from blocks of this many tokens (see CoordinateDescentRouter::forward).
   std::optional<int64_t> route_block_size;
+  // 0.11.1: no routing_token parameter; every forward call passes RouteCallOptions::routing_tokens
+  // (for instance tokens another part of the model computes from its input).
+  bool learned_routing_tokens = false;
 };
 
 // 0.11.1's per-call keyword arguments of CoordinateDescentRouter.forward.
@@ -151,6 +157,17 @@ struct RouteCallOptions {
   Generator* generator = nullptr;
   // With one route, return [b, 1, k] instead of [b, k] (as with several routes).
   bool keep_one_route_dim = false;
+  // The routing tokens of this call, [b, d] (one route) or [b, r, d]: s = einsum('b n d, b r d ->
+  // b r n'). Required by, and only accepted by, a router built with learned_routing_tokens.
+  Tensor routing_tokens;
+};
+
+// 0.11.1's RouterReturn: what its router's forward returns.
+struct RouterReturn {
+  Tensor indices;        // [b, k] / [b, r, k]; undefined when nothing was routed (n <= num_tokens)
+  Tensor scores;         // the same shape; ones when nothing was routed ([b, n] / [b, r, n])
+  Tensor routed_tokens;  // x at the indices: [b, k, d] / [b, r, k, d] (x itself, or per route, if not routed)
+  Tensor routed_mask;    // the mask at the indices (undefined without a mask)
 };
 
 class CoordinateDescentRouter : public Router {
@@ -167,6 +184,12 @@ public:
     return forward(x, num_tokens, mask, RouteCallOptions{});
   }
   RouterOutput forward(const Tensor& x, int64_t num_tokens, const Tensor& mask, const RouteCallOptions& call);
+  // 0.11.1's forward in full: no routing when n <= num_tokens (every token, scores 1, indices
+  // undefined; [b, r, ...] when there are several routes or keep_one_route_dim), else forward's
+  // routing, and the routed tokens and mask gathered at the indices (per route, from x's own
+  // batch row: 0.11.1 gathers rows >= 1 of a multi-route batch from the wrong row).
+  RouterReturn route_tokens(const Tensor& x, int64_t num_tokens, const Tensor& mask = Tensor(),
+                            const RouteCallOptions& call = {});
   const CoordinateDescentRouterOptions& options() const { return opts_; }
 
 protected:
@@ -174,6 +197,8 @@ protected:
 
 private:
   RouterOutput route_scores(const Prepared& p, int64_t num_tokens, const RouteCallOptions& call);
+  // prepare() with the call's routing tokens (x [B, n, d], tokens [B, r, d]) when given.
+  Prepared prepare_call(const Tensor& x, const Tensor& tokens, int64_t num_tokens, const Tensor& mask) const;
   CoordinateDescentRouterOptions opts_;
 };
 

@@ -97,9 +97,9 @@ TEST_CASE("golden: a configuration key the runner does not understand fails the 
 
   // A key of a router fixture.
   r = parity::run_case(copy_fixture("router_coor_descent_0", tmp.path, "router_extra",
-                                    [](nlohmann::json& c, nn::StateDict&) { c["learned_routing_tokens"] = true; }));
+                                    [](nlohmann::json& c, nn::StateDict&) { c["triton_checkpoint_segments"] = 4; }));
   CHECK_FALSE(r.ok);
-  CHECK(r.failure.find("learned_routing_tokens") != std::string::npos);
+  CHECK(r.failure.find("triton_checkpoint_segments") != std::string::npos);
 
   // A wrongly typed value is a failure too.
   r = parity::run_case(copy_fixture("routed_ff", tmp.path, "wrong_type",

@@ -678,6 +678,60 @@ TEST_CASE("routers: 0.11.1's route_block_size routes every block on its own; ran
                        colt5::Error);
 }
 
+TEST_CASE("routers: 0.11.1's RouterReturn (route_tokens) and caller-supplied routing tokens") {
+  Generator g(6);
+  Tensor x = randn64({2, 9, 6}, g);
+  Tensor mask = mask_of({{1, 1, 1, 1, 1, 1, 1, 1, 1}, {1, 0, 1, 1, 0, 1, 1, 1, 1}});
+  CoordinateDescentRouterOptions o;
+  o.num_routing_tokens = 2;
+  CoordinateDescentRouter r(6, o, &g);
+  r.to(DType::Float64);
+  // routed: the tokens at the indices, each batch row from its own row of x
+  RouterReturn a = r.route_tokens(x, 3, mask);
+  REQUIRE(a.indices.shape() == Shape({2, 2, 3}));
+  REQUIRE(a.routed_tokens.shape() == Shape({2, 2, 3, 6}));
+  const auto idx = a.indices.to_vector<int64_t>();
+  for (int64_t bi = 0; bi < 2; ++bi)
+    for (int64_t j = 0; j < 6; ++j)
+      CHECK(max_abs(a.routed_tokens.select(0, bi).reshape({6, 6}).select(0, j) - x.select(0, bi).select(0, idx[size_t(bi * 6 + j)])) == 0.0);
+  CHECK(a.routed_mask.shape() == Shape({2, 2, 3}));
+  // nothing to route (n <= num_tokens): every token, scores 1, no indices
+  RouterReturn all = r.route_tokens(x, 9, mask);
+  CHECK_FALSE(all.indices.defined());
+  CHECK(all.scores.shape() == Shape({2, 2, 9}));
+  CHECK(all.routed_tokens.shape() == Shape({2, 2, 9, 6}));
+  CoordinateDescentRouter one(6, {}, &g);
+  one.to(DType::Float64);
+  CHECK(one.route_tokens(x, 20).scores.shape() == Shape({2, 9}));
+  RouteCallOptions keep;
+  keep.keep_one_route_dim = true;
+  CHECK(one.route_tokens(x, 20, Tensor(), keep).scores.shape() == Shape({2, 1, 9}));
+
+  // learned_routing_tokens: no parameter; the tokens come with the call, [b, r, d]
+  o.learned_routing_tokens = true;
+  CoordinateDescentRouter lt(6, o, &g);
+  CHECK(lt.named_parameters().empty());
+  RouteCallOptions call;
+  call.routing_tokens = randn64({2, 2, 6}, g);
+  RouterOutput p = lt.forward(x, 3, mask, call);
+  CHECK(p.indices.shape() == Shape({2, 2, 3}));
+  // the same as a router whose routing_token is row 0's tokens, for batch row 0
+  CoordinateDescentRouterOptions o2;
+  o2.num_routing_tokens = 2;
+  CoordinateDescentRouter fixed(6, o2, &g);
+  fixed.to(DType::Float64);
+  {
+    NoGradGuard ng;
+    fixed.routing_token.set_data(call.routing_tokens.select(0, 0).contiguous());
+  }
+  CHECK(fixed(x.narrow(0, 0, 1), 3).indices.to_vector<int64_t>() == p.indices.narrow(0, 0, 1).contiguous().to_vector<int64_t>());
+  CHECK_THROWS_WITH_AS(lt.forward(x, 3), Contains("'routing_tokens' is required"), colt5::Error);
+  call.routing_tokens = randn64({2, 3, 6}, g);
+  CHECK_THROWS_WITH_AS(lt.forward(x, 3, mask, call), Contains("'routing_tokens' expected shape [2, 2, 6]"), colt5::Error);
+  CHECK_THROWS_WITH_AS(fixed.forward(x, 3, mask, call), Contains("only for a router built with learned_routing_tokens"),
+                       colt5::Error);
+}
+
 TEST_CASE("routed modules: bad options throw colt5::Error naming the option") {
   Generator g(13);
   SUBCASE("routers") {

@@ -101,8 +101,8 @@ def router_case(tb, n, num_tokens, masked, **kw):
         args = {k: v for k, v in config.items() if k not in ("module", "dim", "num_tokens")}
         return tb.CoordinateDescentRouter(config["dim"], **args)
 
-    def forward(m, x, mask=None):
-        out = m(x, num_tokens=num_tokens, mask=mask)
+    def forward(m, x, mask=None, routing_tokens=None):
+        out = m(x, num_tokens=num_tokens, mask=mask, routing_tokens=routing_tokens)
         forward.aux = {"aux.indices": out.indices}
         return out.scores
 
@@ -110,6 +110,8 @@ def router_case(tb, n, num_tokens, masked, **kw):
         d = {"x": randn(gen, (2, n, 6), device).requires_grad_()}
         if masked:
             d["mask"] = mask_of(gen, 2, n, device)
+        if kw.get("learned_routing_tokens"):
+            d["routing_tokens"] = randn(gen, (2, kw.get("num_routing_tokens", 1), 6), device).requires_grad_()
         return d
     return config, make, forward, inputs
 
@@ -214,6 +216,10 @@ def cases(la, tb):
         # cosine similarity, two routes, straight-through on
         "router_coor_descent_0111_cosine": router_case(tb, n=12, num_tokens=4, masked=False, num_routing_tokens=2,
                                                        cosine_sim_routing=True, cosine_sim_scale=5.0),
+        # routing tokens passed in by the caller (two routes, per batch row), straight-through off
+        "router_coor_descent_0111_learned_tokens": router_case(tb, n=12, num_tokens=4, masked=True,
+                                                               num_routing_tokens=2, learned_routing_tokens=True,
+                                                               straight_through=False, eps=1.0),
         # 0.11.1: rotary positions in the heavy branch (two kv routes, eps-scaled routing)
         # (one kv route: 0.11.1's router gathers the routed tokens of a batch row >= 1 from the
         # wrong row when num_routing_tokens > 1 — batched_gather indexes the (b r)-merged tokens

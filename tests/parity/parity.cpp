@@ -348,8 +348,22 @@ Built build_coor_descent_router(Config& c) {
   c.read("cosine_sim_routing", o.cosine_sim_routing);
   c.read("cosine_sim_scale", o.cosine_sim_scale);
   c.read("route_block_size", o.route_block_size);
-  return router_built<nn::CoordinateDescentRouter>(
-      std::make_shared<nn::CoordinateDescentRouter>(dim, o), num_tokens);
+  c.read("learned_routing_tokens", o.learned_routing_tokens);
+  if (!o.learned_routing_tokens)
+    return router_built<nn::CoordinateDescentRouter>(std::make_shared<nn::CoordinateDescentRouter>(dim, o), num_tokens);
+  // the routing tokens are a forward input
+  auto m = std::make_shared<nn::CoordinateDescentRouter>(dim, o);
+  Built b;
+  b.module = m;
+  b.inputs = {"x", "mask", "routing_tokens"};
+  b.required = {"x", "routing_tokens"};
+  b.run = [m, num_tokens](const Inputs& in) -> Outcome {
+    nn::RouteCallOptions call;
+    call.routing_tokens = get(in, "routing_tokens");
+    nn::RouterOutput r = m->forward(get(in, "x"), num_tokens, get(in, "mask"), call);
+    return {r.scores, r.indices};
+  };
+  return b;
 }
 
 Built build_topk_router(Config& c) {
