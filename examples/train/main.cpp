@@ -75,6 +75,7 @@ void add_flags(CLI::App& app, TrainConfig& c, std::string& resume, bool& quiet_b
   app.add_option("--heavy-heads", c.model.heavy_heads, "heavy attention heads");
   app.add_option("--dim-head", c.model.light_dim_head, "light attention head width");
   app.add_option("--heavy-dim-head", c.model.heavy_dim_head, "heavy attention head width");
+  app.add_option("--pool", c.model.pool, "recall: what the classifier reads, last (the last position) or mean (all)");
   app.add_option("--light-rotary", c.model.light_rotary,
                  "rotary positions in the light attention: true (the presets) or false (CoLT5's light branch)");
   app.add_option("--out", c.out_dir, "output directory (checkpoint.safetensors, loss.csv, loss.svg)");
