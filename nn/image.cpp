@@ -80,20 +80,20 @@ ConditionalRoutedImageAttention::ConditionalRoutedImageAttention(int64_t dim,
       std::make_shared<SelfAttention>(
           SelfAttentionOptions{.dim = dim, .dim_head = o.light_dim_head, .heads = o.light_heads, .prenorm = true},
           gen));
-  if (o.use_null_q_tokens) null_q_token = register_parameter("null_q_token", randn({dim}, DType::Float32, kCPU, gen));
-  const RouterKwargs kw = o.router_kwargs.or_defaults(RouterKwargs::v0_11_1());
-  q_router = register_module("q_router", make_router("coor_descent", dim, o.router_straight_through, 1, kw, gen, who));
-  kv_router = register_module(
-      "kv_router", make_router("coor_descent", dim, o.router_straight_through, o.num_routed_kv, kw, gen, who));
-  AttentionOptions ao;
-  ao.dim = dim;
-  ao.dim_head = o.heavy_dim_head;
-  ao.heads = o.heavy_heads;
-  ao.multiply_keys_by_score = o.multiply_keys_by_score;
-  ao.use_flash = o.use_flash_attn;
   COLT5_CHECK(o.heavy_heads % o.num_routed_kv == 0, who, ": option 'heavy_heads' (", o.heavy_heads,
               ") expected divisible by num_routed_kv (", o.num_routed_kv, ")");
-  heavy_attn = register_module("heavy_attn", std::make_shared<Attention>(ao, gen));
+  build_heavy_branch(dim,
+                     {.router_type = "coor_descent",
+                      .router_kwargs = o.router_kwargs.or_defaults(RouterKwargs::v0_11_1()),
+                      .use_triton = o.use_triton,
+                      .router_straight_through = o.router_straight_through,
+                      .use_null_q_tokens = o.use_null_q_tokens,
+                      .kv_routes = o.num_routed_kv,
+                      .dim_head = o.heavy_dim_head,
+                      .heads = o.heavy_heads,
+                      .multiply_keys_by_score = o.multiply_keys_by_score,
+                      .use_flash_attn = o.use_flash_attn},
+                     gen, who);
 }
 
 Tensor ConditionalRoutedImageAttention::forward(const Tensor& x) const {
@@ -116,8 +116,7 @@ Tensor ConditionalRoutedImageAttention::forward(const Tensor& x) const {
     Tensor out = heavy_attn->forward(batched_gather(xw, q.indices), batched_gather(xw, kv.indices), Tensor(), kv.scores,
                                      opts_.multiply_queries_by_score ? q.scores : Tensor());
     out = out * q.scores.unsqueeze(-1);
-    const Tensor src = null_q_token.defined() ? null_q_token.reshape({1, 1, dim_}).expand({B, N, dim_}) : zeros_like(xw);
-    y = y + q_router->route_back(src, out, q.indices);
+    y = y + q_router->route_back(route_back_source(null_q_token, xw), out, q.indices);
   }
   // and back: '(b gh gw) (w1 w2) dim -> b (gh w1) (gw w2) dim'
   y = y.reshape({b, gh, gw, w, w, dim_}).permute({0, 1, 3, 2, 4, 5}).reshape({b, H, W, dim_});

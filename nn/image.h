@@ -85,7 +85,9 @@ struct ConditionalRoutedImageAttentionOptions {
   bool channel_first = false;
 };
 
-class ConditionalRoutedImageAttention : public Module {
+// The heavy half (null_q_token, q_router, kv_router, heavy_attn, heavy_enabled) is the routed
+// attentions' RoutedHeavyBranch (nn/routed.h), built with coordinate-descent routers.
+class ConditionalRoutedImageAttention : public RoutedHeavyBranch {
 public:
   ConditionalRoutedImageAttention(int64_t dim, const ConditionalRoutedImageAttentionOptions& opts,
                                   Generator* gen = nullptr);
@@ -93,11 +95,7 @@ public:
   Tensor forward(const Tensor& x) const;
   Tensor operator()(const Tensor& x) const { return forward(x); }
 
-  bool heavy_enabled = true;
-  std::shared_ptr<SelfAttention> light_attn;       // "light_attn"
-  Tensor null_q_token;                             // "null_q_token" [dim] (use_null_q_tokens)
-  std::shared_ptr<Router> q_router, kv_router;   // "q_router", "kv_router" (coordinate descent)
-  std::shared_ptr<Attention> heavy_attn;           // "heavy_attn"
+  std::shared_ptr<SelfAttention> light_attn;  // "light_attn"
 
 private:
   int64_t dim_;

@@ -53,14 +53,12 @@ void check_divisible(int64_t heads, const char* heads_name, int64_t routes, cons
               routes_name, "' (", routes, ")");
 }
 
-// The source route_back writes into: the null query token broadcast to `like` [.., .., dim], or
-// zeros.
-Tensor route_back_source(const Tensor& null_q_token, const Tensor& like) {
+}  // namespace
+
+Tensor RoutedHeavyBranch::route_back_source(const Tensor& null_q_token, const Tensor& like) {
   if (!null_q_token.defined()) return zeros_like(like);
   return null_q_token.reshape({1, 1, null_q_token.numel()}).expand(like.shape());
 }
-
-}  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // ConditionalRoutedFeedForward

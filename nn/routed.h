@@ -162,6 +162,8 @@ protected:
     bool use_flash_attn = false;
   };
   void build_heavy_branch(int64_t dim, const HeavyBranchOptions& h, Generator* gen, const char* op);
+  // The source route_back writes into: null_q_token broadcast to `like` [.., .., dim], or zeros.
+  static Tensor route_back_source(const Tensor& null_q_token, const Tensor& like);
   // The heavy-branch part of ConditionalRoutedAttentionOptions or
   // ConditionalRoutedAutoregressiveAttentionOptions (the two name these fields alike).
   template <class SelfAttentionOptions>
