@@ -71,7 +71,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reference_models import Reference, ReferenceEncoder, ReferenceLM, read_safetensors, write_safetensors  # noqa: E402
+from reference_models import Reference, ReferenceEncoder, ReferenceLM, fixture_tensors, read_safetensors, write_safetensors  # noqa: E402
 
 REF = None  # the imported reference (set in main)
 CUDA_ONLY = {"triton-flash", "compile", "triton"}
@@ -602,15 +602,7 @@ def write_fixtures(args):
         out = forward(module, **inputs)
         g = randn(gen, out.shape, device, f64)
         (out * g).sum().backward()
-        tensors = {"output": out, "upstream_grad": g}
-        for k, t in inputs.items():
-            tensors["input." + k] = t
-            tensors["grad.input." + k] = t.grad if t.grad is not None else torch.zeros_like(t)
-        if module is not None:
-            for k, t in module.state_dict().items():
-                tensors["param." + k] = t
-            for k, p in module.named_parameters():  # an unused parameter's gradient is zero
-                tensors["grad.param." + k] = p.grad if p.grad is not None else torch.zeros_like(p)
+        tensors = fixture_tensors(module, inputs, out, g)
         if args.compare_on:
             compare_on_device(args.compare_on, name, module, forward, inputs, g, tensors)
         path = os.path.join(args.fixtures, name + ".safetensors")

@@ -169,6 +169,23 @@ def write_safetensors(path, tensors, metadata):
     os.replace(tmp, path)
 
 
+def fixture_tensors(module, inputs, out, g):
+    """The tensors of a golden fixture (tests/golden/README.md) after `(out * g).sum().backward()`:
+    output, upstream_grad, input.* with grad.input.* of the floating ones, and, for a module,
+    param.* (its state_dict) and grad.param.* (zeros for a parameter the backward did not reach)."""
+    tensors = {"output": out, "upstream_grad": g}
+    for k, t in inputs.items():
+        tensors["input." + k] = t
+        if t.is_floating_point():
+            tensors["grad.input." + k] = t.grad if t.grad is not None else torch.zeros_like(t)
+    if module is not None:
+        for k, t in module.state_dict().items():
+            tensors["param." + k] = t
+        for k, p in module.named_parameters():
+            tensors["grad.param." + k] = p.grad if p.grad is not None else torch.zeros_like(p)
+    return tensors
+
+
 def read_safetensors(path):
     """-> ({name: tensor}, metadata, [names in header order]) — a check of the writer."""
     with open(path, "rb") as f:

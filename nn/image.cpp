@@ -22,10 +22,6 @@ public:
   }
 };
 
-void check_min(int64_t v, int64_t lo, const char* who, const char* name) {
-  COLT5_CHECK(v >= lo, who, ": option '", name, "' expected >= ", lo, ", got ", v);
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -33,9 +29,9 @@ void check_min(int64_t v, int64_t lo, const char* who, const char* name) {
 
 SelfAttention::SelfAttention(const SelfAttentionOptions& o, Generator* gen) : opts_(o) {
   const char* who = "SelfAttention";
-  check_min(o.dim, 1, who, "dim");
-  check_min(o.dim_head, 1, who, "dim_head");
-  check_min(o.heads, 1, who, "heads");
+  check_option_min(o.dim, 1, who, "dim");
+  check_option_min(o.dim_head, 1, who, "dim_head");
+  check_option_min(o.heads, 1, who, "heads");
   const int64_t inner = o.dim_head * o.heads;
   if (o.prenorm) norm = register_module("norm", std::make_shared<RMSNorm>(o.dim));
   to_qkv = register_module("to_qkv", std::make_shared<Linear>(o.dim, 3 * inner, false, gen));
@@ -49,9 +45,8 @@ Tensor SelfAttention::forward(const Tensor& x) const {
   check_layer_input(x, opts_.dim, to_qkv->weight, who);
   const int64_t b = x.size(0), n = x.size(1), h = opts_.heads, d = opts_.dim_head, inner = h * d;
   const Tensor qkv = to_qkv->forward(norm ? norm->forward(x) : x);  // [b, n, 3 h d]
-  auto heads_of = [&](int64_t i) { return qkv.narrow(2, i * inner, inner).reshape({b, n, h, d}).permute({0, 2, 1, 3}); };
   AttentionInputs in;
-  in.q = heads_of(0), in.k = heads_of(1), in.v = heads_of(2);
+  in.q = qkv_heads(qkv, 0, h), in.k = qkv_heads(qkv, 1, h), in.v = qkv_heads(qkv, 2, h);
   in.scale = 1.0 / std::sqrt(double(d));
   const Tensor out = attention(in);  // [b, h, n, d]
   return to_out->forward(out.permute({0, 2, 1, 3}).reshape({b, n, inner}));
@@ -65,11 +60,10 @@ ConditionalRoutedImageAttention::ConditionalRoutedImageAttention(int64_t dim,
                                                                  Generator* gen)
     : dim_(dim), opts_(o) {
   const char* who = "ConditionalRoutedImageAttention";
-  check_min(dim, 1, who, "dim");
-  check_min(o.num_heavy_tokens_q, 1, who, "num_heavy_tokens_q");
-  check_min(o.num_heavy_tokens_kv, 1, who, "num_heavy_tokens_kv");
-  check_min(o.light_window_size, 1, who, "light_window_size");
-  check_min(o.num_routed_kv, 1, who, "num_routed_kv");
+  check_option_min(dim, 1, who, "dim");
+  check_option_min(o.num_heavy_tokens_q, 1, who, "num_heavy_tokens_q");
+  check_option_min(o.num_heavy_tokens_kv, 1, who, "num_heavy_tokens_kv");
+  check_option_min(o.light_window_size, 1, who, "light_window_size");
   const int64_t N = o.light_window_size * o.light_window_size;
   // 0.11.1 cannot run a window of at most k tokens (its router returns no indices to put back).
   COLT5_CHECK(o.num_heavy_tokens_q < N && o.num_heavy_tokens_kv < N, who,
@@ -80,8 +74,7 @@ ConditionalRoutedImageAttention::ConditionalRoutedImageAttention(int64_t dim,
       std::make_shared<SelfAttention>(
           SelfAttentionOptions{.dim = dim, .dim_head = o.light_dim_head, .heads = o.light_heads, .prenorm = true},
           gen));
-  COLT5_CHECK(o.heavy_heads % o.num_routed_kv == 0, who, ": option 'heavy_heads' (", o.heavy_heads,
-              ") expected divisible by num_routed_kv (", o.num_routed_kv, ")");
+  check_divisible(o.heavy_heads, "heavy_heads", o.num_routed_kv, "num_routed_kv", who);
   build_heavy_branch(dim,
                      {.router_type = "coor_descent",
                       .router_kwargs = o.router_kwargs.or_defaults(RouterKwargs::v0_11_1()),
@@ -147,12 +140,12 @@ Tensor posemb_sincos_2d(int64_t H, int64_t W, int64_t dim, DType dtype, Device d
 
 ConditionalRoutedViT::ConditionalRoutedViT(const ConditionalRoutedViTOptions& o, Generator* gen) : opts_(o) {
   const char* who = "ConditionalRoutedViT";
-  check_min(o.image_size, 1, who, "image_size");
-  check_min(o.patch_size, 1, who, "patch_size");
-  check_min(o.num_classes, 1, who, "num_classes");
-  check_min(o.depth, 1, who, "depth");
-  check_min(o.channels, 1, who, "channels");
-  check_min(o.ff_num_heavy_tokens, 1, who, "ff_num_heavy_tokens");
+  check_option_min(o.image_size, 1, who, "image_size");
+  check_option_min(o.patch_size, 1, who, "patch_size");
+  check_option_min(o.num_classes, 1, who, "num_classes");
+  check_option_min(o.depth, 1, who, "depth");
+  check_option_min(o.channels, 1, who, "channels");
+  check_option_min(o.ff_num_heavy_tokens, 1, who, "ff_num_heavy_tokens");
   COLT5_CHECK(o.image_size % o.patch_size == 0, who, ": option 'image_size' (", o.image_size,
               ") expected divisible by patch_size (", o.patch_size, ")");
   COLT5_CHECK(o.dim % 4 == 0 && o.dim >= 8, who, ": option 'dim' expected a multiple of 4 that is >= 8 (the sin-cos ",
@@ -214,7 +207,9 @@ Tensor ConditionalRoutedViT::forward(const Tensor& img) const {
   // 'b c (G p1) (G p2) -> b G G (p1 p2 c)'
   Tensor x = img.reshape({b, c, G, p, G, p}).permute({0, 2, 4, 3, 5, 1}).reshape({b, G, G, p * p * c});
   x = patch_norm_out->forward(patch_proj->forward(patch_norm_in->forward(x)));  // [b, G, G, dim]
-  x = x + posemb_sincos_2d(G, G, dim, x.dtype(), x.device());
+  if (!posemb_.defined() || posemb_.dtype() != x.dtype() || posemb_.device() != x.device())
+    posemb_ = posemb_sincos_2d(G, G, dim, x.dtype(), x.device());
+  x = x + posemb_;
   for (size_t i = 0; i < attn.size(); ++i) {
     x = attn[i]->forward(x) + x;
     const Tensor flat = x.reshape({b, G * G, dim});

@@ -136,6 +136,9 @@ public:
 
 private:
   ConditionalRoutedViTOptions opts_;
+  // posemb_sincos_2d of the patch map, made on the host once per dtype and device (not a buffer:
+  // vit.py computes it in forward, so it is not in the state_dict).
+  mutable Tensor posemb_;
 };
 
 // The fixed 2-D sin-cos position embedding of vit.py: [H, W, dim] (dim % 4 == 0, dim >= 8).

@@ -113,6 +113,11 @@ FeedForward::FeedForward(int64_t dim, const FeedForwardOptions& opts, Generator*
   proj_out = push_back(std::make_shared<Linear>(dim_hidden_, dim, true, gen));
 }
 
+Tensor qkv_heads(const Tensor& qkv, int64_t i, int64_t heads) {
+  const int64_t b = qkv.size(0), n = qkv.size(1), inner = qkv.size(2) / 3, d = inner / heads;
+  return qkv.narrow(2, i * inner, inner).reshape({b, n, heads, d}).permute({0, 2, 1, 3});
+}
+
 Tensor FeedForward::forward(const Tensor& x) const {
   check_layer_input(x, dim_, norm->gamma, "FeedForward");
   return proj_out->forward(act->forward(proj_in->forward(norm->forward(x))));

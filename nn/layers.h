@@ -137,4 +137,8 @@ int64_t feedforward_hidden_dim(int64_t dim, double mult);
 // same dtype and device as `param` (when defined). `layer` names the caller in the message.
 void check_layer_input(const Tensor& x, int64_t features, const Tensor& param, const char* layer);
 
+// Part i (0 = q, 1 = k, 2 = v) of a fused projection qkv [b, n, 3 h d] (torch's chunk(3, -1)),
+// split into heads: 'b n (h d) -> b h n d', [b, h, n, d] (a view).
+Tensor qkv_heads(const Tensor& qkv, int64_t i, int64_t heads);
+
 }  // namespace colt5::nn

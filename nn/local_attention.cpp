@@ -78,11 +78,7 @@ Tensor LocalMHA::forward(const Tensor& x, const Tensor& mask) const {
   const int64_t h = opts_.heads, d = opts_.dim_head, inner = h * d;
   const Tensor xn = opts_.prenorm ? norm->forward(x) : x;
   const Tensor qkv = to_qkv->forward(xn);  // [b, n, 3 h d]
-  // chunk i of the last dim, 'b n (h d) -> b h n d'
-  auto heads_of = [&](int64_t i) {
-    return qkv.narrow(2, i * inner, inner).reshape({b, n, h, d}).permute({0, 2, 1, 3});
-  };
-  Tensor q = heads_of(0), k = heads_of(1), v = heads_of(2);
+  Tensor q = qkv_heads(qkv, 0, h), k = qkv_heads(qkv, 1, h), v = qkv_heads(qkv, 2, h);
   if (opts_.qk_rmsnorm) {
     q = l2norm_scaled(q, q_scale);
     k = l2norm_scaled(k, k_scale);

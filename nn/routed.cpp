@@ -43,6 +43,8 @@ int64_t tokens(std::optional<int64_t> v, int64_t fallback, const char* op, const
   return k;
 }
 
+}  // namespace
+
 void check_option_min(int64_t v, int64_t lo, const char* op, const char* name) {
   COLT5_CHECK(v >= lo, op, ": option '", name, "' expected >= ", lo, ", got ", v);
 }
@@ -52,8 +54,6 @@ void check_divisible(int64_t heads, const char* heads_name, int64_t routes, cons
   COLT5_CHECK(heads % routes == 0, op, ": option '", heads_name, "' (", heads, ") must be divisible by option '",
               routes_name, "' (", routes, ")");
 }
-
-}  // namespace
 
 Tensor RoutedHeavyBranch::route_back_source(const Tensor& null_q_token, const Tensor& like) {
   if (!null_q_token.defined()) return zeros_like(like);

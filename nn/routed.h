@@ -65,6 +65,12 @@
 
 namespace colt5::nn {
 
+// Option checks of the routed modules (here and in nn/image.h): `op` names the module, `name`
+// the option, in the Error's message.
+void check_option_min(int64_t v, int64_t lo, const char* op, const char* name);
+// routes >= 1 and heads divisible by routes (heads are split evenly between key/value routes).
+void check_divisible(int64_t heads, const char* heads_name, int64_t routes, const char* routes_name, const char* op);
+
 // ---------------------------------------------------------------------------------------------
 struct ConditionalRoutedFeedForwardOptions {
   int64_t num_heavy_tokens = 0;  // required, >= 1

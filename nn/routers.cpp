@@ -137,10 +137,11 @@ void check_router_x(const Tensor& x, int64_t dim, const Tensor& routing_token, c
   check_same_device({routing_token, x}, op);
 }
 
-// s = einsum('b n d, r d -> b r n'): [r, d] @ [b, d, n] -> [b, r, n], routes merged into batch.
+// s = einsum('b n d, r d -> b r n'): [r, d] @ [b, d, n] -> [b, r, n], routes merged into batch;
+// per-row tokens [b, r, d] (einsum 'b n d, b r d -> b r n') broadcast the same way.
 // With a cosine scale: scale * einsum of the l2-normalised x and routing tokens.
 Tensor router_logits(const Tensor& x, const Tensor& routing_token, std::optional<double> cosine_scale) {
-  const int64_t b = x.size(0), n = x.size(1), r = routing_token.size(0);
+  const int64_t b = x.size(0), n = x.size(1), r = routing_token.size(-2);
   if (!cosine_scale) return matmul(routing_token, x.transpose(1, 2)).reshape({b * r, n});
   const Tensor s = matmul(l2norm(routing_token), l2norm(x).transpose(1, 2)).reshape({b * r, n});
   return mul_scalar(s, *cosine_scale);
@@ -158,9 +159,9 @@ Tensor route_mask(const Tensor& mask, int64_t b, int64_t n, int64_t r, const Ten
 
 }  // namespace
 
-Router::Prepared Router::prepare(const Tensor& x, int64_t num_tokens, const Tensor& mask) const {
+Router::Prepared Router::prepare(const Tensor& x, int64_t num_tokens, const Tensor& mask, const Tensor& tokens) const {
   const char* op = name_.c_str();
-  check_router_x(x, dim_, routing_token, op);
+  if (!tokens.defined()) check_router_x(x, dim_, routing_token, op);
   COLT5_CHECK(num_tokens >= 1, op, ": argument 'num_tokens' expected >= 1, got ", num_tokens);
   const int64_t b = x.size(0), n = x.size(1), r = num_routing_tokens_;
   COLT5_CHECK(n >= 1, op, ": argument 'x' expected a sequence length >= 1, got shape ", x.shape());
@@ -168,7 +169,7 @@ Router::Prepared Router::prepare(const Tensor& x, int64_t num_tokens, const Tens
   p.batch = b;
   p.n = n;
   p.mask = route_mask(mask, b, n, r, x, op);
-  p.s = router_logits(x, routing_token, cosine_sim_scale_);
+  p.s = router_logits(x, tokens.defined() ? tokens : routing_token, cosine_sim_scale_);
   return p;
 }
 
@@ -269,24 +270,6 @@ RouterOutput CoordinateDescentRouter::route(const Prepared& p, int64_t num_token
   return route_scores(p, num_tokens, {});
 }
 
-Router::Prepared CoordinateDescentRouter::prepare_call(const Tensor& x, const Tensor& tokens, int64_t num_tokens,
-                                                       const Tensor& mask) const {
-  if (!tokens.defined()) return prepare(x, num_tokens, mask);
-  // s = einsum('b n d, b r d -> b r n'), the routes merged into the batch as prepare's
-  const int64_t b = x.size(0), n = x.size(1), r = num_routing_tokens_;
-  const Tensor xs = cosine_sim_scale_ ? l2norm(x) : x;
-  const Tensor ts = cosine_sim_scale_ ? l2norm(tokens) : tokens;
-  Tensor s = matmul(ts, xs.transpose(1, 2)).reshape({b * r, n});
-  if (cosine_sim_scale_) s = mul_scalar(s, *cosine_sim_scale_);
-  COLT5_CHECK(num_tokens >= 1, name_, ": argument 'num_tokens' expected >= 1, got ", num_tokens);
-  Prepared p;
-  p.batch = b;
-  p.n = n;
-  p.mask = route_mask(mask, b, n, r, x, name_.c_str());
-  p.s = s;
-  return p;
-}
-
 RouterOutput CoordinateDescentRouter::forward(const Tensor& x, int64_t num_tokens, const Tensor& mask,
                                               const RouteCallOptions& call) {
   const char* op = name_.c_str();
@@ -315,7 +298,7 @@ RouterOutput CoordinateDescentRouter::forward(const Tensor& x, int64_t num_token
   const int64_t b = x.size(0), n = x.size(1);
   RouterOutput out;
   if (!opts_.route_block_size) {
-    out = route_scores(prepare_call(x, tokens, num_tokens, mask), num_tokens, call);
+    out = route_scores(prepare(x, num_tokens, mask, tokens), num_tokens, call);
   } else {
     // 'b (nb w) d -> (b nb) w d' over the whole blocks, routed as a batch of b nb rows
     const int64_t w = *opts_.route_block_size, nb = n / w;
@@ -325,7 +308,7 @@ RouterOutput CoordinateDescentRouter::forward(const Tensor& x, int64_t num_token
     const Tensor xb = x.narrow(1, 0, nb * w).reshape({b * nb, w, dim_});
     const Tensor mb = mask.defined() ? mask.narrow(1, 0, nb * w).reshape({b * nb, w}) : Tensor();
     const Tensor tb = tokens.defined() ? tokens.unsqueeze(1).expand({b, nb, r, dim_}).reshape({b * nb, r, dim_}) : tokens;
-    RouterOutput o = route_scores(prepare_call(xb, tb, kb, mb), kb, call);  // [b nb, kb] or [b nb, r, kb]
+    RouterOutput o = route_scores(prepare(xb, kb, mb, tb), kb, call);  // [b nb, kb] or [b nb, r, kb]
     // '(b nb) r kb -> b r (nb kb)', the indices shifted by each block's start
     const Tensor offset = mul_scalar(arange(double(nb), DType::Int64, x.device()), double(w))  // [nb]
                               .reshape({1, nb, 1, 1});

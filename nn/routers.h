@@ -108,7 +108,8 @@ protected:
     Tensor mask;  // bool [b * r, n] or undefined
     int64_t batch = 0, n = 0;
   };
-  Prepared prepare(const Tensor& x, int64_t num_tokens, const Tensor& mask) const;
+  // tokens [b, r, d], when defined (checked by the caller), score x instead of routing_token.
+  Prepared prepare(const Tensor& x, int64_t num_tokens, const Tensor& mask, const Tensor& tokens = Tensor()) const;
   // The same from logits s [b * r, n] (forward_logits's checks).
   Prepared prepare_logits(const Tensor& s, int64_t num_tokens, const Tensor& mask) const;
   // The routing proper, from prepared logits: each router's algorithm (see the file comment).
@@ -197,8 +198,6 @@ protected:
 
 private:
   RouterOutput route_scores(const Prepared& p, int64_t num_tokens, const RouteCallOptions& call);
-  // prepare() with the call's routing tokens (x [B, n, d], tokens [B, r, d]) when given.
-  Prepared prepare_call(const Tensor& x, const Tensor& tokens, int64_t num_tokens, const Tensor& mask) const;
   CoordinateDescentRouterOptions opts_;
 };
 

@@ -23,7 +23,7 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "bench"))
-from reference_models import write_safetensors  # noqa: E402  (the project's own writer)
+from reference_models import fixture_tensors, write_safetensors  # noqa: E402  (the project's own)
 
 
 def import_reference(root, colt5_version):
@@ -265,16 +265,7 @@ def main(argv):
         out = forward(module, **ins)
         g = randn(gen, out.shape, args.device)
         (out * g).sum().backward()
-        tensors = {"output": out, "upstream_grad": g, **getattr(forward, "aux", {})}
-        for k, t in ins.items():
-            tensors["input." + k] = t
-            if t.is_floating_point():
-                tensors["grad.input." + k] = t.grad if t.grad is not None else torch.zeros_like(t)
-        if module is not None:
-            for k, t in module.state_dict().items():
-                tensors["param." + k] = t
-            for k, prm in module.named_parameters():  # an unused parameter's gradient is zero
-                tensors["grad.param." + k] = prm.grad if prm.grad is not None else torch.zeros_like(prm)
+        tensors = {**fixture_tensors(module, ins, out, g), **getattr(forward, "aux", {})}
         path = os.path.join(args.out, name + ".safetensors")
         write_safetensors(path, tensors, {"config": json.dumps(config), "reference": label})
         print(f"{name}.safetensors  {os.path.getsize(path)} bytes  {time.perf_counter() - t0:.2f} s", flush=True)
