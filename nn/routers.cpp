@@ -89,6 +89,37 @@ Tensor sort_indices_torch_order(const Tensor& values) {
   return from_vector<int64_t>(out, {rows, n}, values.device());
 }
 
+// ---------------------------------------------------------------------------------------------
+// The tie order in force
+
+namespace {
+thread_local TieOrder current_tie_order = TieOrder::Index;
+}  // namespace
+
+TieOrder tie_order() { return current_tie_order; }
+void set_tie_order(TieOrder order) { current_tie_order = order; }
+
+Tensor route_topk_indices(const Tensor& values, int64_t k) {
+  if (current_tie_order == TieOrder::TorchCPU) return topk_indices_torch_order(values, k);
+  const char* op = "route_topk_indices";
+  COLT5_CHECK(values.defined(), op, ": argument 'values' is undefined");
+  check_floating(values, op, "values");
+  check_dim(values, 2, op, "values");
+  COLT5_CHECK(k >= 0 && k <= values.size(1), op, ": argument 'k' expected in [0, ", values.size(1), "], got ", k);
+  NoGradGuard no_grad;
+  return topk(values.detach(), k, 1, true).indices;
+}
+
+Tensor route_sort_indices(const Tensor& values) {
+  if (current_tie_order == TieOrder::TorchCPU) return sort_indices_torch_order(values);
+  const char* op = "route_sort_indices";
+  COLT5_CHECK(values.defined(), op, ": argument 'values' is undefined");
+  check_floating(values, op, "values");
+  check_dim(values, 2, op, "values");
+  NoGradGuard no_grad;
+  return sort(values.detach(), 1, false).indices;
+}
+
 Tensor batched_gather(const Tensor& x, const Tensor& indices) {
   const char* op = "batched_gather";
   COLT5_CHECK(x.defined() && indices.defined(), op, ": arguments 'x' and 'indices' must be defined");
@@ -360,7 +391,7 @@ RouterOutput CoordinateDescentRouter::route_scores(const Prepared& p, int64_t nu
     scores = randn(scores.shape(), scores.dtype(), scores.device(), &g);
     if (p.mask.defined()) scores = masked_fill(scores, logical_not(p.mask), lowest_finite(scores.dtype()));
   }
-  Tensor indices = topk_indices_torch_order(scores, num_tokens);
+  Tensor indices = route_topk_indices(scores, num_tokens);
   return finish(gather(scores, 1, indices), indices, p);
 }
 
@@ -378,7 +409,7 @@ RouterOutput DifferentiableTopKRouter::route(const Prepared& p, int64_t num_toke
   const int64_t n = p.n, k = std::min(num_tokens, n);
   Tensor scores = div(p.s, scalar_tensor(opts_.temperature, p.s.dtype(), p.s.device()));
   if (p.mask.defined()) scores = masked_fill(scores, logical_not(p.mask), lowest_finite(scores.dtype()));
-  Tensor order = sort_indices_torch_order(scores);  // ascending
+  Tensor order = route_sort_indices(scores);  // ascending
   Tensor sorted = gather(scores, 1, order);
   sorted = sorted - amax(sorted, {-1}, true).detach();
   Tensor e = exp(sorted);
@@ -413,7 +444,7 @@ RouterOutput SinkhornRouter::route(const Prepared& p, int64_t num_tokens) {
   if (excluded.defined()) scores = masked_fill(scores, excluded, mask_value);
   // topk(1) over n for each pick.
   Tensor flat = scores.reshape({rows * k, n});
-  Tensor idx = topk_indices_torch_order(flat, 1);  // [rows * k, 1]
+  Tensor idx = route_topk_indices(flat, 1);  // [rows * k, 1]
   Tensor selected = gather(flat, 1, idx).reshape({rows, k});
   return finish(selected, idx.reshape({rows, k}), p);
 }

@@ -37,12 +37,20 @@
 // src this is the plain mean).
 //
 // Tie order. Scores tie exactly (coordinate descent saturates at 1.0; masked entries are all 0),
-// and the reference's outputs depend on which tied token torch picks first. The routers
-// therefore reproduce torch's CPU algorithms: topk = std::nth_element then std::sort of the
-// first k-1 (std::partial_sort when k * 64 <= n), sort = std::sort, on (value, index) pairs in
-// index order. These run on the host: on a GPU the scores are copied back for this step (one
-// small device-to-host copy per router call). The selected scores are then gathered with a
-// differentiable gather on the scores' device.
+// so which of several equal scores is picked is part of a router's definition. Two orders:
+//   TieOrder::Index (the default): descending score (ascending for the cum_softmax sort), equal
+//     scores by lower position first. This is the library's topk / sort (core/ops/sort.h), run
+//     on the scores' device: on a GPU nothing is copied to the host and the host never waits.
+//     CPU and GPU give the same picks.
+//   TieOrder::TorchCPU (parity mode, set with TieOrderGuard): torch's CPU algorithms, which the
+//     reference's outputs — and so the golden fixtures — depend on: topk = std::nth_element then
+//     std::sort of the first k-1 (std::partial_sort when k * 64 <= n), sort = std::sort, on
+//     (value, index) pairs in index order. They run on the host: on a GPU the scores are copied
+//     back (one device-to-host copy and a host wait per router call).
+// The two pick the same tokens whenever the k-th and (k+1)-th scores differ; they can differ in
+// the order the picks are listed (which changes nothing downstream but rounding: every consumer
+// gathers, attends over or scatters back the picks as a set). The selected scores are gathered
+// with a differentiable gather on the scores' device in both.
 //
 // use_triton (coordinate descent) selects the reference's Triton kernel; there is no Triton
 // here, and our coor_descent op already has its own fused backward, so the option is accepted
@@ -290,8 +298,31 @@ std::shared_ptr<Router> make_router(const std::string& router_type, int64_t dim,
 void check_router_type(const std::string& router_type, const char* owner);
 
 // ---------------------------------------------------------------------------------------------
-// torch's CPU orders (see "Tie order" above), computed on the host; results are int64 on
-// values' device. values: [R, n] floating.
+// Tie order (see "Tie order" above). Thread-local, like grad mode; TieOrder::Index by default.
+enum class TieOrder { Index, TorchCPU };
+TieOrder tie_order();
+void set_tie_order(TieOrder order);
+
+// Parity mode in a scope: `TieOrderGuard parity(TieOrder::TorchCPU);` (golden_parity, the
+// fixture tests, the benchmark's check against the reference).
+class TieOrderGuard {
+public:
+  explicit TieOrderGuard(TieOrder order) : prev_(tie_order()) { set_tie_order(order); }
+  ~TieOrderGuard() { set_tie_order(prev_); }
+  TieOrderGuard(const TieOrderGuard&) = delete;
+  TieOrderGuard& operator=(const TieOrderGuard&) = delete;
+
+private:
+  TieOrder prev_;
+};
+
+// What the routers call: values [R, n] floating -> int64 [R, k] (the k largest, descending) /
+// [R, n] (ascending), on values' device, in the current tie order.
+Tensor route_topk_indices(const Tensor& values, int64_t k);
+Tensor route_sort_indices(const Tensor& values);
+
+// torch's CPU orders (TieOrder::TorchCPU), computed on the host; results are int64 on values'
+// device. values: [R, n] floating.
 //   topk_indices_torch_order: the k largest per row, as torch.topk(values, k, dim=-1).indices
 //   sort_indices_torch_order: ascending, as torch.sort(values, dim=-1).indices (stable=False)
 Tensor topk_indices_torch_order(const Tensor& values, int64_t k);

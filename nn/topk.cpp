@@ -11,11 +11,12 @@ namespace colt5::nn {
 
 namespace {
 
-// Indices of the k largest entries of each row of v [..., n], in torch.topk's order: [..., k].
+// Indices of the k largest entries of each row of v [..., n], in the routers' tie order
+// (nn/routers.h): [..., k].
 Tensor topk_indices(const Tensor& v, int64_t k) {
   Shape lead(v.shape().begin(), v.shape().end() - 1);
   const int64_t n = v.size(-1);
-  Tensor idx = topk_indices_torch_order(v.reshape({-1, n}), k);  // [R, k]
+  Tensor idx = route_topk_indices(v.reshape({-1, n}), k);  // [R, k]
   lead.push_back(k);
   return idx.reshape(lead);
 }

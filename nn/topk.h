@@ -7,7 +7,7 @@
 //   c     = coor_descent(x, k_eff = min(k * coor_descent_k_ratio, n), n_iters, eps, eps_init,
 //                        eps_decay, mask)                                      [..., n]
 //   gates = c + (1 - c).detach()       (value 1 up to rounding, gradient dc)
-//   values, indices = topk(x * gates, k)  (torch.topk's order, ties included)  [..., k]
+//   values, indices = topk(x * gates, k)  (the routers' tie order, nn/routers.h)  [..., k]
 //   coor_descent_values = c[indices],  gates = gates[indices]
 // So values carry x's gradient plus, through the gates, the coordinate-descent gradient (how a
 // change of x would change which entries are selected). As the reference, the mask enters only

@@ -5,6 +5,8 @@
 // numbers of heavy tokens), fully masked rows staying finite, and bad options / inputs.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <utility>
 #include <cmath>
 #include <functional>
 #include <memory>
@@ -13,6 +15,7 @@
 
 #include "autograd/gradcheck.h"
 #include "autograd/ops.h"
+#include "autograd/ops/coor_descent.h"
 #include "nn/routed.h"
 #include "nn/routers.h"
 
@@ -143,6 +146,44 @@ TEST_CASE("routers: coordinate-descent scores without straight-through are the s
       CHECK(s[size_t(b * 4 + j)] <= 1.0);
       if (j > 0) CHECK(s[size_t(b * 4 + j)] <= s[size_t(b * 4 + j - 1)]);  // descending
     }
+}
+
+TEST_CASE("routers: ties by lower index by default, torch's CPU order in parity mode") {
+  // Five tied maxima; k = 3 takes the three lowest positions, listed in that order.
+  const Tensor t = from_vector<double>({1, 0.5, 1, 1, 0.2, 1, 0.7, 1}, {1, 8});
+  CHECK(tie_order() == TieOrder::Index);
+  CHECK(route_topk_indices(t, 3).to_vector<int64_t>() == std::vector<int64_t>{0, 2, 3});
+  CHECK(route_topk_indices(t, 6).to_vector<int64_t>() == std::vector<int64_t>{0, 2, 3, 5, 7, 6});
+  CHECK(route_sort_indices(t).to_vector<int64_t>() == std::vector<int64_t>{4, 1, 6, 0, 2, 3, 5, 7});
+  {
+    const TieOrderGuard parity(TieOrder::TorchCPU);
+    CHECK(route_topk_indices(t, 3).to_vector<int64_t>() == topk_indices_torch_order(t, 3).to_vector<int64_t>());
+    CHECK(route_sort_indices(t).to_vector<int64_t>() == sort_indices_torch_order(t).to_vector<int64_t>());
+    // torch's nth_element does not take the lowest tied positions here.
+    CHECK(route_topk_indices(t, 3).to_vector<int64_t>() != std::vector<int64_t>{0, 2, 3});
+  }
+  CHECK(tie_order() == TieOrder::Index);  // the guard restores the default
+  CHECK_THROWS_AS(route_topk_indices(t, 9), colt5::Error);
+
+  // A router over a sequence of 10 tokens repeated 4 times (every score tied 4 ways): the
+  // default order routes the lowest positions among the tied ones.
+  Generator gen(3);
+  CoordinateDescentRouterOptions o;
+  o.n_iters = 50;
+  CoordinateDescentRouter r(8, o, &gen);
+  const Tensor x = randn({2, 1, 10, 8}, DType::Float32, kCPU, &gen).expand({2, 4, 10, 8}).reshape({2, 40, 8});
+  NoGradGuard no_grad;
+  const RouterOutput out = r.forward(x, 6);
+  const Tensor full_scores = coor_descent(r.logits(x), 6.0 * o.fetch_k_ratio, {.n_iters = 50, .eps = 1.0});
+  const std::vector<int64_t> idx = out.indices.to_vector<int64_t>();
+  const std::vector<float> fs = full_scores.to_vector<float>();
+  for (int64_t b = 0; b < 2; ++b) {
+    std::vector<std::pair<float, int64_t>> order;
+    for (int64_t j = 0; j < 40; ++j) order.push_back({-fs[size_t(b * 40 + j)], j});
+    std::sort(order.begin(), order.end());  // descending score, then ascending position
+    for (int64_t j = 0; j < 6; ++j) CHECK(idx[size_t(b * 6 + j)] == order[size_t(j)].second);
+    CHECK(order[6].first == order[5].first);  // the 6th pick is a tie (else this tests nothing)
+  }
 }
 
 TEST_CASE("routers: torch's tie order and the cumulative softmax by hand") {

@@ -65,6 +65,8 @@ struct CaseResult {
 };
 
 // Run one fixture. Never throws for a bad fixture or a failing implementation: the result says.
+// Runs in parity mode (nn::TieOrder::TorchCPU: the routers break ties as torch on the CPU did
+// when the fixture was made).
 CaseResult run_case(const std::string& path, const ParityOptions& opts = {});
 
 // The *.safetensors files of a folder, sorted by name. Throws colt5::Error if dir is unreadable.
