@@ -20,9 +20,10 @@
 // get no routing gradient, as in CoLT5). tests/test_models.cpp checks that changing token t
 // leaves every output before t bit-identical.
 //
-// Dims: x [b, n, dim] -> [b, n, dim]. The picks are made on the host (one small device-to-host
-// copy of the scores on a GPU, like the other routers) and the heavy feedforward runs on the m
-// picked rows only ([m, dim], m <= b * k * ceil(n / w)).
+// Dims: x [b, n, dim] -> [b, n, dim]. The picks are made on the scores' device with fixed shapes
+// (no host wait): each window has k slots, slot j holding the window's j-th heavy token or
+// nothing (causal_slots, from a cumulative count of the positive scores per window); the heavy
+// feedforward runs on the b * k * ceil(n / w) slots, an empty slot contributing exactly 0.
 //
 // Parameters: "routing_token" [1, dim] ~ N(0, 1), "light_ff", "heavy_ff" (FeedForward).
 #pragma once
@@ -52,7 +53,11 @@ public:
 
   // The causal picks for router scores s [b, n] (CPU, float): flat indices b * n + i of the heavy
   // tokens, ascending. Public so tests and the walkthrough can inspect the rule.
+  // causal_picks is the rule written as a loop on the host (the tests' oracle); causal_slots is
+  // what forward uses, on scores' device: int64 [b, ceil(n / w) * k], slot u * k + j holding the
+  // flat index of window u's j-th heavy token (ascending), or -1 when the window has fewer.
   static std::vector<int64_t> causal_picks(const Tensor& scores, int64_t num_heavy_tokens, int64_t window_size);
+  static Tensor causal_slots(const Tensor& scores, int64_t num_heavy_tokens, int64_t window_size);
 
   int64_t dim() const { return dim_; }
   const CausalRoutedFeedForwardOptions& options() const { return opts_; }

@@ -5,6 +5,8 @@
 // switch; bad inputs.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <tuple>
 #include <cstring>
 #include <vector>
 
@@ -135,6 +137,20 @@ TEST_CASE("CausalRoutedFeedForward: the pick rule") {
   // Two rows: flat indices b * n + i.
   const Tensor s2 = from_vector<float>({-1, 2, 3, -4}, {2, 2});
   CHECK(CausalRoutedFeedForward::causal_picks(s2, 1, 2) == std::vector<int64_t>{1, 2});
+
+  // causal_slots (forward's fixed-shape version) holds the same picks, window by window.
+  const std::vector<int64_t> slots = CausalRoutedFeedForward::causal_slots(s, 2, 3).to_vector<int64_t>();
+  CHECK(slots == std::vector<int64_t>{0, 2, 3, 4, 8, -1, 9, -1});
+  Generator gen(5);
+  for (auto [n, k, w] : {std::tuple<int64_t, int64_t, int64_t>{37, 3, 8}, {64, 5, 16}, {9, 4, 4}}) {
+    const Tensor r = randn({3, n}, DType::Float32, kCPU, &gen);
+    std::vector<int64_t> got;
+    for (int64_t v : CausalRoutedFeedForward::causal_slots(r, k, w).to_vector<int64_t>())
+      if (v >= 0) got.push_back(v);
+    std::sort(got.begin(), got.end());
+    CAPTURE(n);
+    CHECK(got == CausalRoutedFeedForward::causal_picks(r, k, w));
+  }
 }
 
 TEST_CASE("CausalRoutedFeedForward: float64 gradcheck, and heavy output only at the picks") {

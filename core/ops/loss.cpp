@@ -33,7 +33,8 @@ Tensor cross_entropy_rows(const Tensor& logits, const Tensor& targets, int64_t i
 Tensor cross_entropy_count(const Tensor& targets, int64_t ignore_index, DType dtype) {
   COLT5_CHECK(targets.defined(), "cross_entropy: argument 'targets' is undefined");
   check_dtype(targets, DType::Int64, "cross_entropy", "targets");
-  Tensor ignore = to_device(from_vector(std::vector<int64_t>{ignore_index}, Shape{}), targets.device());
+  Tensor ignore = Tensor::empty({}, DType::Int64, targets.device());  // filled on the device: no host copy
+  fill_(ignore, double(ignore_index));
   Tensor kept = to_dtype(binary(BinaryOp::Ne, targets, ignore), dtype);
   return reduce(ReduceOp::Sum, kept, std::vector<bool>(size_t(kept.dim()), true), false, "cross_entropy");
 }
