@@ -78,14 +78,11 @@ Tensor Attention::forward(const Tensor& x, const Tensor& context, const Tensor& 
                           const Tensor& normalized_scores_kv, const Tensor& normalized_scores_q,
                           const AttentionRotary& rotary) const {
   const char* who = "Attention";
-  const int64_t h = opts_.heads, d = opts_.dim_head, dim = opts_.dim;
-
-  // ---- validation ----
+  const int64_t h = opts_.heads, dim = opts_.dim;
   COLT5_CHECK(x.defined(), who, ": argument 'x' is an undefined tensor");
   COLT5_CHECK(x.dim() == 3, who, ": argument 'x' expected rank 3 ([batch, n, ", dim, "]), got shape ", x.shape());
   check_layer_input(x, dim, to_q->weight, who);
   const int64_t b = x.size(0), n = x.size(1);
-
   int64_t r = 1, m = n;
   if (context.defined()) {
     COLT5_CHECK(context.dim() == 3 || context.dim() == 4, who,
@@ -102,8 +99,53 @@ Tensor Attention::forward(const Tensor& x, const Tensor& context, const Tensor& 
   COLT5_CHECK(r >= 1 && h % r == 0, who, ": argument 'context' has ", r,
               " key/value routes (dim 1), expected a divisor of heads = ", h,
               " (heads are split evenly between the routes)");
-  const int64_t hr = h / r;
+  check_call(x, m, r, mask, normalized_scores_kv, normalized_scores_q, rotary, who);
 
+  const Tensor xn = norm->forward(x);  // [b, n, dim]
+  Tensor ctx = context.defined() ? norm->forward(context) : xn;
+  if (ctx.dim() == 3) ctx = ctx.unsqueeze(1);  // [b, r, m, dim]
+  return attend_projected(xn, project(ctx, r), mask, normalized_scores_kv, normalized_scores_q, rotary);
+}
+
+Tensor Attention::project_context(const Tensor& context, int64_t routes) const {
+  const char* who = "Attention.project_context";
+  COLT5_CHECK(context.defined() && context.dim() == 3, who, ": argument 'context' expected rank 3 ([batch, N, ",
+              opts_.dim, "]), got ", context.defined() ? str(context.shape()) : std::string("an undefined tensor"));
+  check_layer_input(context, opts_.dim, to_q->weight, who);
+  COLT5_CHECK(routes >= 1 && opts_.heads % routes == 0, who, ": argument 'routes' expected a divisor of heads = ",
+              opts_.heads, ", got ", routes);
+  return project(norm->forward(context).unsqueeze(1), routes);
+}
+
+Tensor Attention::forward_projected(const Tensor& x, const Tensor& kv, const Tensor& mask,
+                                    const Tensor& normalized_scores_kv, const Tensor& normalized_scores_q,
+                                    const AttentionRotary& rotary) const {
+  const char* who = "Attention.forward_projected";
+  const int64_t h = opts_.heads, d = opts_.dim_head;
+  COLT5_CHECK(x.defined() && x.dim() == 3, who, ": argument 'x' expected rank 3 ([batch, n, ", opts_.dim, "]), got ",
+              x.defined() ? str(x.shape()) : std::string("an undefined tensor"));
+  check_layer_input(x, opts_.dim, to_q->weight, who);
+  COLT5_CHECK(kv.defined() && kv.dim() == 4 && kv.size(0) == x.size(0) && kv.size(1) >= 1 && h % kv.size(1) == 0 &&
+                  kv.size(3) == h / kv.size(1) * 2 * d,
+              who, ": argument 'kv' expected shape [", x.size(0), ", r, m, ", 2 * h * d,
+              " / r] (rows of project_context, r dividing heads = ", h, "), got ",
+              kv.defined() ? str(kv.shape()) : std::string("an undefined tensor"));
+  check_like(kv, x, who, "kv");
+  check_call(x, kv.size(2), kv.size(1), mask, normalized_scores_kv, normalized_scores_q, rotary, who);
+  return attend_projected(norm->forward(x), kv, mask, normalized_scores_kv, normalized_scores_q, rotary);
+}
+
+// ctx [b, 1 or r, m, dim] (normed) -> [b, r, m, hr 2d]: route j's heads project route j's context
+// (a single context serves every route).
+Tensor Attention::project(const Tensor& ctx, int64_t r) const {
+  const int64_t hr = opts_.heads / r, d = opts_.dim_head, dim = opts_.dim;
+  const Tensor w_kv = to_kv->weight.reshape({r, hr * 2 * d, dim}).transpose(1, 2);  // [r, dim, hr 2d]
+  return matmul(ctx, w_kv);
+}
+
+void Attention::check_call(const Tensor& x, int64_t m, int64_t r, const Tensor& mask, const Tensor& normalized_scores_kv,
+                           const Tensor& normalized_scores_q, const AttentionRotary& rotary, const char* who) const {
+  const int64_t b = x.size(0), n = x.size(1), d = opts_.dim_head;
   // [b, m] or [b, r', m] with r' = r (a 2-D tensor serves every route)
   auto check_per_key = [&](const Tensor& t, const char* name) {
     const bool ok = (t.dim() == 2 && t.shape() == Shape({b, m})) || (t.dim() == 3 && t.shape() == Shape({b, r, m}));
@@ -125,9 +167,7 @@ Tensor Attention::forward(const Tensor& x, const Tensor& context, const Tensor& 
                 ": argument 'normalized_scores_q' expected shape [", b, ", ", n, "] (x's batch and length), got ",
                 normalized_scores_q.shape());
   }
-
-  const bool rotate = rotary.q.defined() || rotary.kv.defined();
-  if (rotate) {
+  if (rotary.q.defined() || rotary.kv.defined()) {
     COLT5_CHECK(rotary.q.defined() && rotary.kv.defined(), who, ": argument 'rotary' expected both angles (q and kv)");
     check_like(rotary.q, x, who, "rotary.q");
     check_like(rotary.kv, x, who, "rotary.kv");
@@ -137,17 +177,21 @@ Tensor Attention::forward(const Tensor& x, const Tensor& context, const Tensor& 
     COLT5_CHECK(ok, who, ": argument 'rotary.kv' expected shape [", b, ", ", m, ", ", d, "] or [", b, ", ", r, ", ", m,
                 ", ", d, "], got ", rotary.kv.shape());
   }
+}
+
+Tensor Attention::attend_projected(const Tensor& xn, const Tensor& kv_rows, const Tensor& mask,
+                                   const Tensor& normalized_scores_kv, const Tensor& normalized_scores_q,
+                                   const AttentionRotary& rotary) const {
+  const int64_t h = opts_.heads, d = opts_.dim_head;
+  const int64_t b = xn.size(0), n = xn.size(1), r = kv_rows.size(1), m = kv_rows.size(2), hr = h / r;
+  const bool rotate = rotary.q.defined();
 
   // ---- queries ----
-  const Tensor xn = norm->forward(x);                                       // [b, n, dim]
   Tensor q = to_q->forward(xn).reshape({b, n, h, d}).permute({0, 2, 1, 3});  // [b, h, n, d]
   if (rotate) q = apply_rotary(rotary.q.unsqueeze(1), q);
 
-  // ---- keys / values, per route ----
-  Tensor ctx = context.defined() ? norm->forward(context) : xn;
-  if (ctx.dim() == 3) ctx = ctx.unsqueeze(1);                                       // [b, r, m, dim]
-  const Tensor w_kv = to_kv->weight.reshape({r, hr * 2 * d, dim}).transpose(1, 2);  // [r, dim, hr 2d]
-  const Tensor kv = matmul(ctx, w_kv).reshape({b, r, m, hr, 2 * d}).permute({0, 1, 3, 2, 4});  // [b, r, hr, m, 2d]
+  // ---- keys / values: of each head's 2d outputs the first d are the key, the last d the value ----
+  const Tensor kv = kv_rows.reshape({b, r, m, hr, 2 * d}).permute({0, 1, 3, 2, 4});  // [b, r, hr, m, 2d]
 
   // ---- the fused op: null key / value, per-route mask and scores applied inside ----
   AttentionInputs in;

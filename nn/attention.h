@@ -79,6 +79,21 @@ public:
     return forward(x, context, mask, normalized_scores_kv, normalized_scores_q);
   }
 
+  // Keys / values projected once per token, for a caller that routes many key sets out of one
+  // sequence (ConditionalRoutedAutoregressiveAttention: a set per query window). Projection and
+  // row gathering commute (each row is W * RMSNorm(row)), so
+  //   forward(x, batched_gather(c, idx) [b, r, m, dim], ...)
+  //     == forward_projected(x, rows idx of project_context(c, r) [b, r, m, hr 2d], ...)
+  // with every row projected once instead of once per set that holds it.
+  //   project_context(context [b, N, dim], r) -> [b, r, N, hr 2d]: RMSNorm, then route j's heads'
+  //     keys and values (head-major; a head's key then its value) for every token;
+  //   forward_projected(x [b, n, dim], kv [b, r, m, hr 2d], mask, scores...): forward with those
+  //     keys / values (shapes of the other arguments as forward's, m = kv's dim 2).
+  Tensor project_context(const Tensor& context, int64_t routes) const;
+  Tensor forward_projected(const Tensor& x, const Tensor& kv, const Tensor& mask = Tensor(),
+                           const Tensor& normalized_scores_kv = Tensor(), const Tensor& normalized_scores_q = Tensor(),
+                           const AttentionRotary& rotary = {}) const;
+
   const AttentionOptions& options() const { return opts_; }
 
   std::shared_ptr<RMSNorm> norm;  // "norm": on x and on the context
@@ -88,6 +103,12 @@ public:
   std::shared_ptr<Linear> to_out; // "to_out": h d -> dim
 
 private:
+  Tensor project(const Tensor& ctx, int64_t routes) const;
+  void check_call(const Tensor& x, int64_t m, int64_t r, const Tensor& mask, const Tensor& normalized_scores_kv,
+                  const Tensor& normalized_scores_q, const AttentionRotary& rotary, const char* who) const;
+  Tensor attend_projected(const Tensor& xn, const Tensor& kv_rows, const Tensor& mask,
+                          const Tensor& normalized_scores_kv, const Tensor& normalized_scores_q,
+                          const AttentionRotary& rotary) const;
   AttentionOptions opts_;
 };
 

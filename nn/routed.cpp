@@ -248,16 +248,15 @@ Tensor ConditionalRoutedAutoregressiveAttention::forward(const Tensor& x, std::o
 
   // Queries: windows 1.. of the padded sequence, [qb, w, dim]; the padding is masked out.
   Tensor q = xp.reshape({b, windows, w, d}).narrow(1, 1, windows - 1).reshape({qb, w, d});
-  std::vector<bool> q_mask_v(size_t(qb * w)), kv_mask_v(size_t(qb * padded_n));
-  for (int64_t bi = 0; bi < b; ++bi)
-    for (int64_t i = 1; i < windows; ++i) {
-      const int64_t row = bi * (windows - 1) + (i - 1);
-      for (int64_t j = 0; j < w; ++j) q_mask_v[size_t(row * w + j)] = i * w + j < n;
-      // Window i sees the windows strictly before it: tril(-1) repeated over each window's w.
-      for (int64_t t = 0; t < padded_n; ++t) kv_mask_v[size_t(row * padded_n + t)] = t / w < i;
-    }
-  Tensor q_mask = from_vector(q_mask_v, {qb, w}, dev);
-  Tensor kv_mask = from_vector(kv_mask_v, {qb, padded_n}, dev);  // [qb, N]: window i's prefix
+  // Masks, made on the device. Row bi (windows - 1) + (i - 1) is query window i, which starts at
+  // i w: its token j is real iff i w + j < n, and it sees the positions t < i w (the windows
+  // strictly before it: tril(-1) repeated over each window's w).
+  const Tensor start = mul_scalar(arange(1, windows, 1, DType::Int64, dev), double(w)).unsqueeze(1);  // [windows-1, 1]
+  const auto per_batch_row = [&](const Tensor& m) {  // [windows - 1, L] -> [qb, L]
+    return m.unsqueeze(0).expand({b, windows - 1, m.size(1)}).reshape({qb, m.size(1)});
+  };
+  const Tensor q_mask = per_batch_row(lt(add(start, arange(w, DType::Int64, dev).unsqueeze(0)), double(n)));
+  const Tensor kv_mask = per_batch_row(lt(arange(padded_n, DType::Int64, dev).unsqueeze(0), start));  // [qb, N]
 
   const bool route_q = w > kq, route_kv = padded_n > kkv;
   Tensor routed_q = q, scores_q, indices_q;
@@ -280,11 +279,16 @@ Tensor ConditionalRoutedAutoregressiveAttention::forward(const Tensor& x, std::o
     RouterOutput ro = kv_router->forward_logits(s, kkv, kv_mask);  // [qb, kkv] or [qb, r, kkv]
     scores_kv = ro.scores;
     kv_positions = ro.indices;
-    // Row bi * (windows - 1) + (i - 1) of the indices points into batch row bi of xp.
-    const int64_t per_row = ro.indices.numel() / qb;
-    Shape kv_shape = ro.indices.shape();
-    kv_shape.push_back(d);
-    routed_kv = batched_gather(xp, ro.indices.reshape({b, (windows - 1) * per_row})).reshape(kv_shape);
+    // The heavy keys / values of every token, normed and projected once ([b, r, N, E], E = the
+    // route's heads' 2d), then gathered: row bi (windows - 1) + (i - 1) of the indices points
+    // into batch row bi, so per batch row the windows' picks line up as [W-1, kkv] per route.
+    const Tensor kv_all = heavy_attn->project_context(xp, r);
+    const int64_t E = kv_all.size(3);
+    const Tensor idx = ro.indices.reshape({b, windows - 1, r, kkv}).permute({0, 2, 1, 3}).reshape({b, r, (windows - 1) * kkv});
+    routed_kv = gather(kv_all, 2, idx.unsqueeze(-1).expand({b, r, (windows - 1) * kkv, E}))  // [b, r, (W-1) kkv, E]
+                    .reshape({b, r, windows - 1, kkv, E})
+                    .permute({0, 2, 1, 3, 4})
+                    .reshape({qb, r, kkv, E});
     routed_kv_mask = batched_gather(kv_mask, ro.indices);
   } else {
     // Every key / value taken (padded_n <= kkv): the whole padded sequence per query window.
@@ -296,17 +300,16 @@ Tensor ConditionalRoutedAutoregressiveAttention::forward(const Tensor& x, std::o
   // indices are positions already.
   AttentionRotary rot;
   if (rotary_emb) {
-    std::vector<int64_t> start(static_cast<size_t>(qb));
-    for (int64_t row = 0; row < qb; ++row) start[size_t(row)] = (row % (windows - 1) + 1) * w;
-    const Tensor offset = from_vector(start, {qb, 1}, dev);
+    const Tensor offset = per_batch_row(start);  // [qb, 1]
     const Tensor pos_q = route_q ? add(indices_q, offset) : add(arange(double(w), DType::Int64, dev).unsqueeze(0), offset);
     const Tensor pos_kv =
         route_kv ? kv_positions : arange(double(padded_n), DType::Int64, dev).unsqueeze(0).expand({qb, padded_n});
     rot = {rotary_emb->angles(pos_q), rotary_emb->angles(pos_kv)};
   }
 
-  Tensor out = heavy_attn->forward(routed_q, routed_kv, routed_kv_mask, scores_kv,
-                                   opts_.multiply_queries_by_score && route_q ? scores_q : Tensor(), rot);
+  const Tensor q_scores = opts_.multiply_queries_by_score && route_q ? scores_q : Tensor();
+  Tensor out = route_kv ? heavy_attn->forward_projected(routed_q, routed_kv, routed_kv_mask, scores_kv, q_scores, rot)
+                        : heavy_attn->forward(routed_q, routed_kv, routed_kv_mask, scores_kv, q_scores, rot);
   Tensor heavy = out;  // [qb, w or kq, dim]
   if (route_q) {
     out = out * scores_q.unsqueeze(-1);

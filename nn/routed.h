@@ -25,8 +25,10 @@
 //   on. Here the same routing is done without the copies: kv_router's logits are computed once
 //   per token, repeated per query window as rows of N scalars, routed under each window's prefix
 //   mask (Router::forward_logits: the same candidates, scores, mask and tie order as the copy),
-//   and the picked keys / values are gathered by index from the one padded sequence. Memory
-//   O(b N dim + b windows (r N + r kkv dim)) instead of O(b windows N dim). Routing is skipped
+//   and the heavy keys / values are projected once per token (Attention::project_context) and
+//   the picked rows gathered by index, so each token is normed and projected once, not once per
+//   window that picks it. Memory O(b N dim + b windows (r N + r kkv dim)) instead of
+//   O(b windows N dim). Routing is skipped
 //   (every token taken, scores 1) where a window has <= num_heavy_tokens_q queries, resp. the
 //   padded length is <= num_heavy_tokens_kv. The outputs of windows 1.. are placed back, window
 //   0 gets 0 from the heavy branch; out = light + heavy. (A sequence of at most one window has
