@@ -74,6 +74,8 @@ int cuda_device_count() {
   return b ? b->device_count() : 0;
 }
 void synchronize(Device device) { backend_for(device).synchronize(device.index); }
+SyncStats sync_stats(Device device) { return backend_for(device).sync_stats(device.index); }
+void reset_sync_stats(Device device) { backend_for(device).reset_sync_stats(device.index); }
 size_t memory_allocated(Device device) { return backend_for(device).memory_allocated(device.index); }
 size_t max_memory_allocated(Device device) { return backend_for(device).max_memory_allocated(device.index); }
 void reset_peak_memory(Device device) { backend_for(device).reset_peak_memory(device.index); }

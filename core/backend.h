@@ -5,10 +5,19 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "core/device.h"
 
 namespace colt5 {
+
+// How often the host waited for a device since the last reset: host_waits counts every
+// synchronisation of the device's stream (explicit ones, and the one each copy to or from host
+// memory makes), device_to_host_copies the copies to host memory among them. The CPU has none.
+struct SyncStats {
+  uint64_t host_waits = 0;
+  uint64_t device_to_host_copies = 0;
+};
 
 class Backend {
 public:
@@ -25,6 +34,8 @@ public:
   virtual size_t max_memory_allocated(int /*index*/) { return 0; }
   virtual void reset_peak_memory(int /*index*/) {}
   virtual void empty_cache(int /*index*/) {}
+  virtual SyncStats sync_stats(int /*index*/) { return {}; }
+  virtual void reset_sync_stats(int /*index*/) {}
 };
 
 void register_backend(DeviceType type, Backend* backend);
@@ -40,6 +51,8 @@ size_t memory_allocated(Device device);
 size_t max_memory_allocated(Device device);
 void reset_peak_memory(Device device);
 void empty_cache(Device device);
+SyncStats sync_stats(Device device);
+void reset_sync_stats(Device device);
 
 // TF32 tensor-core math for float32 matrix products on the GPU: off by default (full float32
 // accuracy); turn it on for speed when ~1e-3 relative error in products is acceptable.

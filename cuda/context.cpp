@@ -36,6 +36,69 @@ void check_launch(const char* kernel, cudaStream_t stream, const char* file, int
   if (err != cudaSuccess) throw_cuda_error(err, kernel, file, line);
 }
 
+// ---- deferred device-side checks ----
+
+DeferredChecks::~DeferredChecks() { release(); }
+
+std::vector<std::function<void(int64_t)>> DeferredChecks::take_pending() {
+  std::vector<std::function<void(int64_t)>> pending;
+  pending.swap(raise_);
+  return pending;
+}
+
+void DeferredChecks::release() {
+  // At process exit the driver may already be shutting down: free quietly.
+  if (dev_) cudaFree(dev_);
+  if (host_) cudaFreeHost(host_);
+  dev_ = nullptr;
+  host_ = nullptr;
+  raise_.clear();
+}
+
+unsigned long long* DeferredChecks::reserve(int device) {
+  COLT5_CHECK(!full(), "cuda: internal error: no free check slot (the caller waits first)");
+  if (!dev_) {  // once per device: the slots, cleared, and their pinned mirror
+    CUDA_CHECK(cudaSetDevice(device));
+    CUDA_CHECK(cudaMalloc(&dev_, kSlots * 2 * sizeof(unsigned long long)));
+    CUDA_CHECK(cudaMemset(dev_, 0, kSlots * 2 * sizeof(unsigned long long)));
+    CUDA_CHECK(cudaMallocHost(&host_, kSlots * 2 * sizeof(unsigned long long)));
+    raise_.reserve(kSlots);
+  }
+  raise_.emplace_back();  // no raise until set_raise: a launch that failed reports nothing
+  return dev_ + 2 * (raise_.size() - 1);
+}
+
+void DeferredChecks::set_raise(unsigned long long* slot, std::function<void(int64_t)> raise) {
+  const size_t i = size_t(slot - dev_) / 2;
+  COLT5_CHECK(dev_ && slot >= dev_ && i + 1 == raise_.size(),
+              "cuda: internal error: a check's verdict was set after a wait or out of order");
+  raise_[i] = std::move(raise);
+}
+
+void DeferredChecks::enqueue_readback(cudaStream_t stream) {
+  if (raise_.empty()) return;
+  CUDA_CHECK(cudaMemcpyAsync(host_, dev_, raise_.size() * 2 * sizeof(unsigned long long), cudaMemcpyDeviceToHost,
+                             stream));
+}
+
+void DeferredChecks::raise_reported(cudaStream_t stream) {
+  if (raise_.empty()) return;
+  // Take the list first: a raise may copy to the host (to scan the bad index), which waits again.
+  std::vector<std::function<void(int64_t)>> raise;
+  raise.swap(raise_);
+  raise_.reserve(kSlots);
+  CUDA_CHECK(cudaMemsetAsync(dev_, 0, raise.size() * 2 * sizeof(unsigned long long), stream));
+  for (size_t i = 0; i < raise.size(); ++i)
+    if (host_[2 * i] && raise[i]) raise[i](static_cast<int64_t>(host_[2 * i + 1]));
+}
+
+void wait(DeviceContext& ctx) {
+  ctx.checks.enqueue_readback(ctx.stream);
+  ++ctx.host_waits;
+  CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+  ctx.checks.raise_reported(ctx.stream);
+}
+
 // ---- caching allocator ----
 
 size_t CachingAllocator::round_size(size_t n) {
@@ -166,12 +229,23 @@ Registry& registry();
 // streams, so that the driver (and compute-sanitizer's leak check) sees nothing left behind.
 void shut_down() {
   Registry& r = registry();
+  {
+    // Verdicts no wait has read are dropped (the program ends without asking). Their captured
+    // tensors free memory through context(), which takes r.mu: destroy them outside the lock.
+    std::vector<std::vector<std::function<void(int64_t)>>> dropped;
+    {
+      std::lock_guard<std::mutex> lock(r.mu);
+      for (auto& ctx : r.contexts)
+        if (ctx) dropped.push_back(ctx->checks.take_pending());
+    }
+  }
   std::lock_guard<std::mutex> lock(r.mu);
   for (auto& ctx : r.contexts) {
     if (!ctx) continue;
     cudaSetDevice(ctx->device);
     cudaStreamSynchronize(ctx->stream);
     ctx->allocator.empty_cache();
+    ctx->checks.release();
     if (ctx->cublas) cublasDestroy(ctx->cublas);
     if (ctx->stream) cudaStreamDestroy(ctx->stream);
     ctx->cublas = nullptr;
@@ -206,7 +280,11 @@ size_t memory_allocated(int device) { return context(device).allocator.bytes_in_
 size_t max_memory_allocated(int device) { return context(device).allocator.peak_bytes(); }
 void reset_peak_memory(int device) { context(device).allocator.reset_peak(); }
 void empty_cache(int device) { context(device).allocator.empty_cache(); }
-void synchronize(int device) { CUDA_CHECK(cudaStreamSynchronize(context(device).stream)); }
+void synchronize(int device) {
+  DeviceContext& ctx = context(device);
+  CUDA_CHECK(cudaSetDevice(device));
+  wait(ctx);
+}
 
 // ---- the Backend that core/ sees ----
 
@@ -222,9 +300,11 @@ public:
     if (nbytes == 0) return;
     if (dd.is_cuda() && sd.is_cuda() && dd.index != sd.index) {
       // Between GPUs: order after the source's queued work, copy, then let the destination wait.
-      CUDA_CHECK(cudaStreamSynchronize(context(sd.index).stream));
+      CUDA_CHECK(cudaSetDevice(sd.index));
+      wait(context(sd.index));
       CUDA_CHECK(cudaMemcpyPeerAsync(dst, dd.index, src, sd.index, nbytes, context(dd.index).stream));
-      CUDA_CHECK(cudaStreamSynchronize(context(dd.index).stream));
+      CUDA_CHECK(cudaSetDevice(dd.index));
+      wait(context(dd.index));
       return;
     }
     const int dev = dd.is_cuda() ? dd.index : sd.index;
@@ -233,12 +313,21 @@ public:
     const cudaMemcpyKind kind = dd.is_cuda() ? (sd.is_cuda() ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
                                              : cudaMemcpyDeviceToHost;
     CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, kind, ctx.stream));
+    if (kind == cudaMemcpyDeviceToHost) ++ctx.device_to_host_copies;
     // Host memory is pageable and may be freed or read right after we return: wait for
     // transfers that touch the host. Device-to-device copies stay asynchronous.
-    if (kind != cudaMemcpyDeviceToDevice) CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+    if (kind != cudaMemcpyDeviceToDevice) wait(ctx);
   }
   int device_count() override { return cuda::device_count(); }
   void synchronize(int index) override { cuda::synchronize(index); }
+  SyncStats sync_stats(int index) override {
+    const DeviceContext& ctx = context(index);
+    return {ctx.host_waits, ctx.device_to_host_copies};
+  }
+  void reset_sync_stats(int index) override {
+    DeviceContext& ctx = context(index);
+    ctx.host_waits = ctx.device_to_host_copies = 0;
+  }
   size_t memory_allocated(int index) override { return context(index).allocator.bytes_in_use(); }
   size_t max_memory_allocated(int index) override { return context(index).allocator.peak_bytes(); }
   void reset_peak_memory(int index) override { context(index).allocator.reset_peak(); }

@@ -8,6 +8,8 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -42,11 +44,49 @@ private:
   size_t in_use_ = 0, peak_ = 0, cached_ = 0;
 };
 
+// Device-side argument checks (a bad index, a bad target) whose verdict the host reads at its
+// next wait on the stream instead of right after the launch: a wait per gather would stall the
+// pipeline many times per layer. A launch reserves a slot, a cleared {set, value} pair of
+// unsigned 64-bit words in device memory, which a kernel sets on a bad value (report() in
+// kernels/common.cuh); with it the launcher leaves `raise`, which throws the op's colt5::Error
+// for the reported value. At the next wait the used slots are copied back on the stream before
+// the synchronisation (so the wait stays one wait), and the first set slot, in launch order,
+// is raised. A kernel that reports skips the bad access, so the queued work stays memory-safe
+// until then. Errors pending when the process exits without waiting again are not reported.
+class DeferredChecks {
+public:
+  static constexpr size_t kSlots = 4096;  // launches between two waits; more forces a wait
+  ~DeferredChecks();
+  bool full() const { return raise_.size() == kSlots; }
+  bool empty() const { return raise_.empty(); }
+  // A cleared slot for the next launch (not full(): the caller waits first): its device address,
+  // and through set_raise what turns its verdict into an error. Nothing may wait between the two.
+  unsigned long long* reserve(int device);
+  void set_raise(unsigned long long* slot, std::function<void(int64_t value)> raise);
+  // Around a stream synchronisation: queue the copy of the used slots, then (after it) clear
+  // them on the stream and raise the first set one.
+  void enqueue_readback(cudaStream_t stream);
+  void raise_reported(cudaStream_t stream);
+  // At exit: hand over the pending verdicts (the caller drops them: their captured tensors give
+  // memory back through context(), which must not happen under the registry's lock), then free
+  // the slots.
+  std::vector<std::function<void(int64_t)>> take_pending();
+  void release();
+
+private:
+  unsigned long long* dev_ = nullptr;   // [kSlots][2] on the device; unused slots are zero
+  unsigned long long* host_ = nullptr;  // pinned mirror of the used slots
+  std::vector<std::function<void(int64_t)>> raise_;  // one per used slot, in launch order
+};
+
 struct DeviceContext {
   int device = 0;
   cudaStream_t stream = nullptr;
   cublasHandle_t cublas = nullptr;
   CachingAllocator allocator;
+  DeferredChecks checks;
+  // Host waits on this device's stream and device-to-host copies (sync_stats in core/backend.h).
+  uint64_t host_waits = 0, device_to_host_copies = 0;
   explicit DeviceContext(int d);
   ~DeviceContext();
 };
@@ -64,5 +104,9 @@ size_t max_memory_allocated(int device = 0);
 void reset_peak_memory(int device = 0);
 void empty_cache(int device = 0);
 void synchronize(int device = 0);
+
+// The host waits for the device's stream: the one place colt5 does (counted in host_waits); the
+// deferred checks queued since the last wait are read back and raised here.
+void wait(DeviceContext& ctx);
 
 }  // namespace colt5::cuda

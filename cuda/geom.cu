@@ -30,16 +30,17 @@ Geom make_geom(const Shape& shape, const Shape& strides) {
 
 Geom make_geom(const Tensor& t) { return make_geom(t.shape(), t.strides()); }
 
-DeviceCheck::DeviceCheck(const Tensor& like) : buf_(Tensor::empty({2}, DType::Int64, like.device())) {
-  stream_ = stream_for(like);
-  CUDA_CHECK(cudaMemsetAsync(buf_.raw_data(), 0, 2 * sizeof(int64_t), stream_));
+DeviceCheck::DeviceCheck(const Tensor& like) : device_(like.device().index) {
+  DeviceContext& ctx = context(device_);
+  CUDA_CHECK(cudaSetDevice(device_));
+  if (ctx.checks.full()) wait(ctx);  // 4096 launches without a wait: read their verdicts now
+  flag_ = ctx.checks.reserve(device_);
 }
 
-void DeviceCheck::throw_if_set(const char* op, const std::string& what) const {
-  unsigned long long host[2] = {0, 0};
-  CUDA_CHECK(cudaMemcpyAsync(host, buf_.raw_data(), sizeof(host), cudaMemcpyDeviceToHost, stream_));
-  CUDA_CHECK(cudaStreamSynchronize(stream_));
-  if (host[0]) fail(str(op, ": ", what, static_cast<int64_t>(host[1])));
+void DeviceCheck::defer(std::function<void(int64_t)> raise) {
+  DeviceContext& ctx = context(device_);
+  ctx.checks.set_raise(flag_, std::move(raise));
+  if (sync_after_each_kernel()) wait(ctx);  // COLT5_CUDA_SYNC=1: the error at the op's call
 }
 
 cudaStream_t stream_for(const Tensor& t) {

@@ -7,6 +7,8 @@
 
 #include <cuda_runtime.h>
 
+#include <functional>
+
 #include <cstdint>
 
 #include "core/dispatch.h"
@@ -86,19 +88,20 @@ template <class T>
 __device__ T block_sum(T v, T* shared) { return block_reduce(v, shared, SumOp{}); }
 
 // Device-side argument checks (an index out of range, a bad target): a kernel that finds a
-// bad value calls report(flag, value); after the launch, the launcher calls
-// throw_if_set(op, what), which copies the flag back (one small synchronising copy) and throws
-// colt5::Error naming the op and the first value reported. Integer atomics only.
+// bad value calls report(flag, value). After the launch the launcher calls defer(raise): the
+// verdict is read at the host's next wait on the stream (DeferredChecks in cuda/context.h), and
+// if a value was reported, raise(value) throws the colt5::Error naming the op. With
+// COLT5_CUDA_SYNC=1, defer waits at once, so the error comes from the op's own call. Integer
+// atomics only.
 class DeviceCheck {
 public:
-  explicit DeviceCheck(const Tensor& like);  // flag storage on like's device, cleared
-  unsigned long long* flag() const { return static_cast<unsigned long long*>(buf_.raw_data()); }
-  // `what` completes the message: "argument 'index' expected values in [0, 7), got ".
-  void throw_if_set(const char* op, const std::string& what) const;
+  explicit DeviceCheck(const Tensor& like);  // a cleared slot on like's device
+  unsigned long long* flag() const { return flag_; }
+  void defer(std::function<void(int64_t value)> raise);
 
 private:
-  Tensor buf_;  // [2] int64: {set, value}
-  cudaStream_t stream_;
+  int device_;
+  unsigned long long* flag_ = nullptr;
 };
 
 __device__ __forceinline__ void report(unsigned long long* flag, int64_t value) {

@@ -17,10 +17,12 @@
 // picks the element along dim.
 //
 // Indices outside [0, size at dim) are never read or written through: the thread reports the
-// value to a DeviceCheck flag (gather writes 0 to its output element) and skips it. After the
-// launch the flag is read back; when set, the index is copied to the host (an error path only)
-// and scanned in row-major order, so that the error carries the CPU kernel's exact message with
-// the same first bad value, whatever order the threads ran in.
+// value to a DeviceCheck flag (gather writes 0 to its output element) and skips it. The flag is
+// read at the host's next wait (cuda/context.h: DeferredChecks), not after every launch; when
+// set, the index is copied to the host (an error path only) and scanned in row-major order, so
+// that the error carries the CPU kernel's exact message with the same first bad value,
+// whatever order the threads ran in. It is thrown from that wait (a copy to the host, e.g. the
+// loss value, or synchronize()); with COLT5_CUDA_SYNC=1 from the op's own call.
 #include <string>
 #include <type_traits>
 
@@ -88,21 +90,18 @@ std::string out_of_range_message(const char* op, const char* arg, int64_t value,
              " has size ", size, ")");
 }
 
-// After the launch: throws the CPU kernel's error for the first index (row-major) outside
-// [0, size) when a thread raised the flag. Other errors (a CUDA failure) pass through unchanged.
-void check_indices(const DeviceCheck& chk, const Tensor& index, int64_t size, int64_t dim, const char* op,
+// After the launch: defers the verdict (cuda/context.h). When a thread reported, the index is
+// copied to the host (an error path only) and the CPU kernel's error thrown for its first
+// index (row-major) outside [0, size); the index tensor is kept alive until then.
+void check_indices(DeviceCheck& chk, const Tensor& index, int64_t size, int64_t dim, const char* op,
                    const char* arg) {
-  const std::string what = str("argument '", arg, "' holds an index outside [0, ", size, "): ");
-  try {
-    chk.throw_if_set(op, what);
-  } catch (const Error& e) {
-    if (std::string(e.what()).find(what) == std::string::npos) throw;
+  chk.defer([index, size, dim, op, arg](int64_t reported) {
     const Tensor host = ops::to_device(index, kCPU);  // contiguous: row-major order
     const int64_t* v = host.data_ptr<int64_t>();
     for (int64_t k = 0, n = host.numel(); k < n; ++k)
       if (v[k] < 0 || v[k] >= size) fail(out_of_range_message(op, arg, v[k], size, dim));
-    throw;  // not reached: a raised flag always has a bad index behind it
-  }
+    fail(out_of_range_message(op, arg, reported, size, dim));  // the index changed since: say what was seen
+  });
 }
 
 }  // namespace

@@ -10,14 +10,15 @@
 // Float rows accumulate in double, as on the CPU.
 //
 // Targets: a target that is neither ignore_index nor in [0, C) is never used as an index; the
-// block raises the DeviceCheck flag instead and writes zeros. After the launch the flag is read
-// back; when it is set the targets are scanned again on the host (an error path only), so that
-// the error names the first bad row with the CPU kernel's exact message, whatever the order in
-// which the blocks ran.
+// block raises the DeviceCheck flag instead and writes zeros. The flag is read at the host's next
+// wait (cuda/context.h: DeferredChecks); when it is set the targets are scanned again on the
+// host (an error path only), so that the error names the first bad row with the CPU kernel's
+// exact message, whatever the order in which the blocks ran.
 #include <cmath>
 #include <string>
 #include <vector>
 
+#include "core/ops/copy.h"
 #include "core/ops/loss.h"
 #include "cuda/kernels/common.cuh"
 
@@ -98,27 +99,18 @@ int row_threads(int64_t C) {
 
 unsigned row_blocks(int64_t rows) { return unsigned(rows < kMaxRowBlocks ? rows : kMaxRowBlocks); }
 
-// Reads the flag back; when a kernel reported a bad target, throws the CPU kernel's message for
-// the first bad row (targets: contiguous [N] on the device, already written by the stream).
-void check_targets(const DeviceCheck& chk, const Tensor& targets, int64_t C, int64_t ignore_index,
-                   cudaStream_t stream) {
-  const std::string what =
-      str("argument 'targets' expected class indices in [0, ", C, ") or ignore_index (", ignore_index, "), got ");
-  try {
-    chk.throw_if_set("cross_entropy", what);
-  } catch (const Error& e) {
-    if (std::string(e.what()).find(what) == std::string::npos) throw;  // a CUDA error, kept as it was
-    const int64_t N = targets.numel();
-    std::vector<int64_t> host(size_t(N), 0);
-    CUDA_CHECK(cudaMemcpyAsync(host.data(), targets.raw_data(), size_t(N) * sizeof(int64_t),
-                               cudaMemcpyDeviceToHost, stream));
-    CUDA_CHECK(cudaStreamSynchronize(stream));
-    for (int64_t n = 0; n < N; ++n) {
-      const int64_t t = host[size_t(n)];
-      COLT5_CHECK(t == ignore_index || (t >= 0 && t < C), "cross_entropy: ", what, t, " at row ", n);
-    }
-    throw;  // not reached: a flag raised by these kernels always has a bad row behind it
-  }
+// Defers the verdict; when a kernel reported a bad target, the targets (contiguous [N] on the
+// device) are copied to the host and the CPU kernel's message thrown for the first bad row.
+void check_targets(DeviceCheck& chk, const Tensor& targets, int64_t C, int64_t ignore_index) {
+  chk.defer([targets, C, ignore_index](int64_t reported) {
+    const std::string what =
+        str("argument 'targets' expected class indices in [0, ", C, ") or ignore_index (", ignore_index, "), got ");
+    const Tensor host = ops::to_device(targets, kCPU);
+    const int64_t* v = host.data_ptr<int64_t>();
+    for (int64_t n = 0, N = host.numel(); n < N; ++n)
+      COLT5_CHECK(v[n] == ignore_index || (v[n] >= 0 && v[n] < C), "cross_entropy: ", what, v[n], " at row ", n);
+    fail(str("cross_entropy: ", what, reported));  // the targets changed since: say what was seen
+  });
 }
 
 }  // namespace
@@ -134,7 +126,7 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& 
         static_cast<T*>(loss.raw_data()), N, C, ignore_index, chk.flag());
   });
   COLT5_CHECK_LAUNCH("cross_entropy_forward_kernel", s);
-  check_targets(chk, targets, C, ignore_index, s);
+  check_targets(chk, targets, C, ignore_index);
 }
 
 void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& scale, Tensor& glogits,
@@ -150,7 +142,7 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const T
         chk.flag());
   });
   COLT5_CHECK_LAUNCH("cross_entropy_backward_kernel", s);
-  check_targets(chk, targets, C, ignore_index, s);
+  check_targets(chk, targets, C, ignore_index);
 }
 
 }  // namespace colt5::cuda
