@@ -11,6 +11,7 @@
 #include <fmt/core.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <string>
 
@@ -18,6 +19,7 @@
 #include "autograd/ops/coor_descent.h"
 #include "autograd/ops/sort.h"
 #include "bench/timing.h"
+#include "core/backend.h"
 #include "core/tensor.h"
 #include "nn/routed.h"
 
@@ -29,6 +31,7 @@ void row(const std::string& name, Device dev, const std::function<void()>& f) {
   const bench::Timing t = bench::time_calls(dev, f, 2, 7);
   fmt::print("{:<58} {:>9.3f} ms  (min {:.3f}, max {:.3f})  peak {:.0f} MiB\n", name, t.median_ms, t.min_ms, t.max_ms,
              double(t.alloc_peak_bytes) / (1 << 20));
+  std::fflush(stdout);  // a row as soon as it is measured, also into a file
 }
 
 }  // namespace
@@ -57,6 +60,11 @@ int main(int argc, char** argv) {
   fmt::print("routed AR attention layer, b{} n{} dim {}: {} query windows, device {}\n", b, n, dim, qb, dev.name());
   row("layer forward", dev, [&] { NoGradGuard g; layer->forward(x); });
   row("layer forward + backward", dev, [&] { sum(layer->forward(x)).backward(); });
+  reset_sync_stats(dev);
+  sum(layer->forward(x)).backward();
+  const SyncStats waits = sync_stats(dev);
+  fmt::print("host waits in one layer forward + backward: {} ({} device-to-host copies)\n", waits.host_waits,
+             waits.device_to_host_copies);
   layer->heavy_enabled = false;
   row("layer forward + backward, heavy off (= light LocalMHA)", dev, [&] { sum(layer->forward(x)).backward(); });
   layer->heavy_enabled = true;
