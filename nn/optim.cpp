@@ -1,6 +1,6 @@
 // Optimizers (SGD, AdamW), gradient clipping and the warm-up + cosine schedule. The update
 // formulas are at the top of nn/optim.h. SGD and clipping are written with tensor ops (any
-// device); AdamW calls the fused kernel slot kernels::adamw_step once per parameter.
+// device); AdamW calls the fused op ops::adamw_step (core/ops/optim.h) once per parameter.
 #include "nn/optim.h"
 
 #include <cmath>
@@ -12,48 +12,6 @@
 
 namespace colt5 {
 
-// ---- AdamW fused step: CPU reference ----
-namespace cpu {
-void adamw_step(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, const AdamWStep& s) {
-  const int64_t n = param.numel();
-  const double decay = 1.0 - s.lr * s.weight_decay;
-  const double step_size = s.lr / s.bias_correction1;
-  const double bc2_sqrt = std::sqrt(s.bias_correction2);
-  visit_floating(param.dtype(), "adamw_step", [&]<class T>() {
-    T* p = param.data_ptr<T>();
-    const T* g = grad.data_ptr<T>();
-    T* m = exp_avg.data_ptr<T>();
-    T* v = exp_avg_sq.data_ptr<T>();
-    for (int64_t i = 0; i < n; ++i) {
-      const double gi = double(g[i]);
-      const double pi = double(p[i]) * decay;
-      const double mi = double(m[i]) + (1.0 - s.beta1) * (gi - double(m[i]));
-      const double vi = s.beta2 * double(v[i]) + (1.0 - s.beta2) * gi * gi;
-      const double denom = std::sqrt(vi) / bc2_sqrt + s.eps;
-      m[i] = T(mi);
-      v[i] = T(vi);
-      p[i] = T(pi - step_size * mi / denom);
-    }
-  });
-}
-}  // namespace cpu
-
-namespace ops {
-void adamw_step(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, const AdamWStep& s) {
-  check_floating(param, "adamw_step", "param");
-  check_same_dtype(param, grad, "adamw_step", "param", "grad");
-  check_same_dtype(param, exp_avg, "adamw_step", "param", "exp_avg");
-  check_same_dtype(param, exp_avg_sq, "adamw_step", "param", "exp_avg_sq");
-  check_same_device({param, grad, exp_avg, exp_avg_sq}, "adamw_step");
-  for (const Tensor* t : {&grad, static_cast<const Tensor*>(&exp_avg), static_cast<const Tensor*>(&exp_avg_sq)})
-    COLT5_CHECK(t->shape() == param.shape(), "adamw_step: state and gradient shapes must equal the param's ",
-                param.shape(), ", got ", t->shape());
-  COLT5_CHECK(param.is_contiguous() && grad.is_contiguous() && exp_avg.is_contiguous() && exp_avg_sq.is_contiguous(),
-              "adamw_step: argument 'param' expected param, grad and states contiguous");
-  if (param.numel() == 0) return;
-  kernels::adamw_step(param.device())(param, grad, exp_avg, exp_avg_sq, s);
-}
-}  // namespace ops
 
 namespace nn {
 

@@ -2,12 +2,12 @@
 // arithmetic as the CPU reference cpu::adamw_step (in double for float and double parameters):
 //   p = p (1 - lr wd);  m = m + (1 - b1)(g - m);  v = b2 v + (1 - b2) g^2
 //   p = p - (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps)
-// Contract (nn/optim.h): param, grad, exp_avg, exp_avg_sq contiguous, same shape/dtype/device;
+// Contract (core/ops/optim.h): param, grad, exp_avg, exp_avg_sq contiguous, same shape/dtype/device;
 // param, exp_avg, exp_avg_sq updated in place. Elements are independent: no races, no atomics.
 #include <cmath>
 
 #include "cuda/kernels/common.cuh"
-#include "nn/optim.h"
+#include "core/ops/optim.h"
 
 namespace colt5::cuda {
 
