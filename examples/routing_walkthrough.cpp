@@ -127,7 +127,7 @@ int main(int argc, char** argv) {
     nn::RouterOutput q = attn.q_router->forward(x, kq);    // indices [1, kq], scores [1, kq]
     nn::RouterOutput kv = attn.kv_router->forward(x, kkv);  // the key/value router has its own routing token
     fmt::print("heavy queries     {}   (top {} of y above:{})\n", ints(q.indices), kq,
-               ints(nn::topk_indices_torch_order(y_lib, kq)));
+               ints(nn::route_topk_indices(y_lib, kq)));
     fmt::print("heavy keys/values {}\n", ints(kv.indices));
     fmt::print("query scores      {}   (straight-through: value 1, gradient of y)\n", row(q.scores.select(0, 0)));
 
