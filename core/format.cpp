@@ -128,7 +128,9 @@ std::string format_tensor(const Tensor& t, const PrintOptions& options) {
   if (t.numel() == 0) return prefix + "[]" + suffix + ")";
 
   // Host copy with row-major layout; works for views and for CUDA tensors alike.
-  const Tensor host = ops::contiguous(ops::to_device(t, kCPU));
+  // (16-bit floats are shown through float32, which holds each of their values exactly.)
+  Tensor host = ops::contiguous(ops::to_device(t, kCPU));
+  if (is_half(host.dtype())) host = ops::to_dtype(host, DType::Float32);
   const bool summarise = t.numel() > options.threshold;
   std::vector<std::vector<int64_t>> shown;
   for (int64_t size : shape) shown.push_back(shown_indices(size, summarise, options.edgeitems));
@@ -136,7 +138,7 @@ std::string format_tensor(const Tensor& t, const PrintOptions& options) {
   collect_offsets(shape, shown, 0, 0, offsets);
 
   std::vector<std::string> texts;
-  visit_all(t.dtype(), [&]<class T>() {
+  visit_all(host.dtype(), [&]<class T>() {
     texts = element_texts(static_cast<const T*>(host.raw_data()), offsets, options.precision);
   });
   size_t width = 0;

@@ -158,6 +158,12 @@ void check_dim(const Tensor& t, int64_t ndim, const char* op, const char* arg) {
 void check_same_dtype(const Tensor& a, const Tensor& b, const char* op, const char* arg_a, const char* arg_b) {
   COLT5_CHECK(a.dtype() == b.dtype(), op, ": arguments '", arg_a, "' and '", arg_b, "' expected the same dtype, got ",
               dtype_name(a.dtype()), " and ", dtype_name(b.dtype()));
+  check_not_half(a, op, arg_a);
+}
+
+void check_not_half(const Tensor& t, const char* op, const char* arg) {
+  COLT5_CHECK(!is_half(t.dtype()), op, ": argument '", arg, "' expected a float32, float64, integer or bool tensor, got ",
+              dtype_name(t.dtype()), " (a storage dtype: convert it with .to(DType::Float32) first)");
 }
 
 }  // namespace colt5

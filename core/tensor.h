@@ -156,5 +156,7 @@ void check_dtype(const Tensor& t, DType expected, const char* op, const char* ar
 void check_floating(const Tensor& t, const char* op, const char* arg);
 void check_dim(const Tensor& t, int64_t ndim, const char* op, const char* arg);
 void check_same_dtype(const Tensor& a, const Tensor& b, const char* op, const char* arg_a, const char* arg_b);
+// The 16-bit storage dtypes (core/half.h) are refused by the ops that compute, naming the argument.
+void check_not_half(const Tensor& t, const char* op, const char* arg);
 
 }  // namespace colt5

@@ -81,27 +81,15 @@ const char* file_dtype_name(DType t) {
     case DType::Int64: return "I64";
     case DType::Int32: return "I32";
     case DType::Bool: return "BOOL";
+    case DType::BFloat16: return "BF16";
+    case DType::Float16: return "F16";
   }
   return "?";
 }
 
-// IEEE binary16 -> float (exact: every half is a float).
-float half_to_float(uint16_t h) {
-  const bool neg = h >> 15;
-  const int exp = (h >> 10) & 0x1f;
-  const int mant = h & 0x3ff;
-  float v;
-  if (exp == 0)
-    v = std::ldexp(float(mant), -24);  // zero / subnormal: mant * 2^-24
-  else if (exp == 31)
-    v = mant ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
-  else
-    v = std::ldexp(float(mant | 0x400), exp - 25);  // (1024 + mant) * 2^(exp - 15 - 10)
-  return neg ? -v : v;
-}
-
-// bfloat16 is the top half of a float32.
-float bf16_to_float(uint16_t h) { return std::bit_cast<float>(uint32_t(h) << 16); }
+// 16-bit floats are read as float32 (exact), with core/half.h's conversions.
+float half_to_float(uint16_t h) { return to_float(float16{h}); }
+float bf16_to_float(uint16_t h) { return to_float(bfloat16{h}); }
 
 // ---- helpers ---------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ void check_index(const Tensor& index, const char* op, const char* arg) {
 int64_t check_x(const Tensor& x, int64_t dim, const char* op, const char* arg) {
   COLT5_CHECK(x.defined(), op, ": argument '", arg, "' is undefined");
   COLT5_CHECK(x.dim() >= 1, op, ": argument '", arg, "' expected >= 1 dim, got a 0-dim tensor");
+  check_not_half(x, op, arg);
   return wrap_dim(dim, x.dim(), op);
 }
 
