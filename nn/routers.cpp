@@ -37,11 +37,16 @@ bool less_nan_last(const Pair& x, const Pair& y) {
   return (!std::isnan(x.first) && std::isnan(y.first)) || (x.first < y.first);
 }
 
-// The rows of a [R, n] floating tensor as host doubles (exact for float32 too).
-std::vector<double> host_rows(const Tensor& values, const char* op) {
+// The argument every top-k / sort of the routers takes: a defined [R, n] floating tensor.
+void check_rows(const Tensor& values, const char* op) {
   COLT5_CHECK(values.defined(), op, ": argument 'values' is undefined");
   check_floating(values, op, "values");
   check_dim(values, 2, op, "values");
+}
+
+// The rows of a [R, n] floating tensor as host doubles (exact for float32 too).
+std::vector<double> host_rows(const Tensor& values, const char* op) {
+  check_rows(values, op);
   Tensor v = values.detach();
   if (v.device() != kCPU) v = v.cpu();
   if (v.dtype() != DType::Float64) v = v.to(DType::Float64);
@@ -102,9 +107,7 @@ void set_tie_order(TieOrder order) { current_tie_order = order; }
 Tensor route_topk_indices(const Tensor& values, int64_t k) {
   if (current_tie_order == TieOrder::TorchCPU) return topk_indices_torch_order(values, k);
   const char* op = "route_topk_indices";
-  COLT5_CHECK(values.defined(), op, ": argument 'values' is undefined");
-  check_floating(values, op, "values");
-  check_dim(values, 2, op, "values");
+  check_rows(values, op);
   COLT5_CHECK(k >= 0 && k <= values.size(1), op, ": argument 'k' expected in [0, ", values.size(1), "], got ", k);
   NoGradGuard no_grad;
   return topk(values.detach(), k, 1, true).indices;
@@ -112,10 +115,7 @@ Tensor route_topk_indices(const Tensor& values, int64_t k) {
 
 Tensor route_sort_indices(const Tensor& values) {
   if (current_tie_order == TieOrder::TorchCPU) return sort_indices_torch_order(values);
-  const char* op = "route_sort_indices";
-  COLT5_CHECK(values.defined(), op, ": argument 'values' is undefined");
-  check_floating(values, op, "values");
-  check_dim(values, 2, op, "values");
+  check_rows(values, "route_sort_indices");
   NoGradGuard no_grad;
   return sort(values.detach(), 1, false).indices;
 }

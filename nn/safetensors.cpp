@@ -87,10 +87,6 @@ const char* file_dtype_name(DType t) {
   return "?";
 }
 
-// 16-bit floats are read as float32 (exact), with core/half.h's conversions.
-float half_to_float(uint16_t h) { return to_float(float16{h}); }
-float bf16_to_float(uint16_t h) { return to_float(bfloat16{h}); }
-
 // ---- helpers ---------------------------------------------------------------------------------
 
 const char* json_type(const json& j) {
@@ -263,12 +259,12 @@ SafetensorsFile parse_impl(std::string_view header, uint64_t data_size, const st
     switch (e.dtype->file) {
       case FileDType::F16: {
         float* d = t.data_ptr<float>();
-        for (uint64_t i = 0; i < n; ++i) d[i] = half_to_float(load((uint16_t*)nullptr, i));
+        for (uint64_t i = 0; i < n; ++i) d[i] = to_float(float16{load((uint16_t*)nullptr, i)});  // exact (core/half.h)
         break;
       }
       case FileDType::BF16: {
         float* d = t.data_ptr<float>();
-        for (uint64_t i = 0; i < n; ++i) d[i] = bf16_to_float(load((uint16_t*)nullptr, i));
+        for (uint64_t i = 0; i < n; ++i) d[i] = to_float(bfloat16{load((uint16_t*)nullptr, i)});
         break;
       }
       case FileDType::I16:
