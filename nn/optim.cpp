@@ -1,13 +1,16 @@
 // Optimizers (SGD, AdamW), gradient clipping and the warm-up + cosine schedule. The update
-// formulas are at the top of nn/optim.h. SGD and clipping are written with tensor ops (any
-// device); AdamW calls the fused op ops::adamw_step (core/ops/optim.h) once per parameter.
+// formulas are at the top of nn/optim.h. SGD is written with tensor ops (any device); AdamW
+// and clipping call the list ops of core/ops/optim.h once per (device, dtype) of the parameters.
 #include "nn/optim.h"
 
 #include <cmath>
+#include <limits>
+#include <map>
 #include <numbers>
 #include <set>
 #include <utility>
 
+#include "autograd/ops.h"
 #include "core/ops/copy.h"
 
 namespace colt5 {
@@ -176,7 +179,7 @@ void Optimizer::load_state(const NamedTensors& state, bool strict) {
     const std::string key = name.substr(dot + 1);
     Tensor& slot = state_slot(i, key);
     if (key == "step") {
-      slot = from_vector<int64_t>({int64_t(t.item_double())}, {});
+      set_count(i, int64_t(t.item_double()));
     } else {
       const Tensor& p = param_at(i);
       slot = ops::clone(ops::to_device(ops::to_dtype(t.detach(), p.dtype()), p.device()));
@@ -279,54 +282,108 @@ Tensor& AdamW::state_slot(size_t i, const std::string& key) {
   fail(str("AdamW: unknown state '", key, "'"));
 }
 
+void AdamW::place_state(Device d) {
+  if (steps_dev_.defined() && steps_dev_.device() == d) return;
+  // First use, or the parameters moved: the counters go along (their values kept).
+  Tensor steps = steps_dev_.defined() ? ops::to_device(steps_dev_, d) : ops::to_device(zeros({int64_t(num_params())}, DType::Int64), d);
+  steps_dev_ = ops::clone(steps);
+  for (size_t i = 0; i < count_.size(); ++i)
+    if (count_[i].defined()) count_[i] = Tensor::make_view(steps_dev_, {}, {}, int64_t(i));
+  lr_dev_ = Tensor();
+  lr_staged_.clear();
+}
+
+void AdamW::set_count(size_t i, int64_t value) {
+  place_state(param_at(i).device());
+  Tensor view = Tensor::make_view(steps_dev_, {}, {}, int64_t(i));
+  ops::copy_(view, from_vector<int64_t>({value}, {}));
+  count_[i] = view;
+}
+
+void AdamW::stage_lr() {
+  if (num_params() == 0) return;
+  place_state(param_at(0).device());
+  std::vector<double> lrs;
+  for (const auto& g : groups_) lrs.push_back(g.lr);
+  if (lr_dev_.defined() && lrs == lr_staged_) return;
+  const Tensor host = from_vector<double>(lrs, {int64_t(lrs.size())});
+  if (!lr_dev_.defined()) lr_dev_ = ops::clone(ops::to_device(host, steps_dev_.device()));
+  else ops::copy_(lr_dev_, host);  // in place: a captured graph keeps reading this address
+  lr_staged_ = lrs;
+}
+
 void AdamW::step() {
   NoGradGuard no_grad;
+  // One list per (device, dtype) of the parameters that have a gradient (usually one list).
+  std::map<std::pair<int, int>, AdamWLists> lists;
+  size_t group_index = 0;
+  std::vector<size_t> group_of(num_params());
+  {
+    size_t i = 0;
+    for (auto& g : groups_) {
+      for (size_t k = 0; k < g.params.size(); ++k) group_of[i++] = group_index;
+      ++group_index;
+    }
+  }
   for_each_with_grad([&](size_t i, ParamGroup& g, Tensor& p) {
+    COLT5_CHECK(p.is_contiguous(), "AdamW: argument 'params' expected contiguous parameters");
     if (!exp_avg_[i].defined()) exp_avg_[i] = zeros(p.shape(), p.dtype(), p.device());
     if (!exp_avg_sq_[i].defined()) exp_avg_sq_[i] = zeros(p.shape(), p.dtype(), p.device());
-    if (!count_[i].defined()) count_[i] = from_vector<int64_t>({0}, {});
-    const int64_t t = ++count_[i].data_ptr<int64_t>()[0];
-    AdamWStep s;
-    s.lr = g.lr;
-    s.beta1 = opts_.beta1;
-    s.beta2 = opts_.beta2;
-    s.eps = opts_.eps;
-    s.weight_decay = g.weight_decay;
-    s.bias_correction1 = 1.0 - std::pow(opts_.beta1, double(t));
-    s.bias_correction2 = 1.0 - std::pow(opts_.beta2, double(t));
-    Tensor grad = ops::contiguous(ops::to_dtype(p.grad().detach(), p.dtype()));
-    Tensor pd = p.detach();
-    COLT5_CHECK(pd.is_contiguous(), "AdamW: argument 'params' expected contiguous parameters");
-    ops::adamw_step(pd, grad, exp_avg_[i], exp_avg_sq_[i], s);
+    if (!count_[i].defined()) {
+      place_state(p.device());
+      count_[i] = Tensor::make_view(steps_dev_, {}, {}, int64_t(i));
+    }
+    AdamWLists& l = lists[{int(p.device().type) * 1024 + p.device().index, int(p.dtype())}];
+    l.params.push_back(p.detach());
+    l.grads.push_back(ops::contiguous(ops::to_dtype(p.grad().detach(), p.dtype())));
+    l.exp_avg.push_back(exp_avg_[i]);
+    l.exp_avg_sq.push_back(exp_avg_sq_[i]);
+    l.lr_index.push_back(int64_t(group_of[i]));
+    l.step_index.push_back(int64_t(i));
+    l.weight_decay.push_back(g.weight_decay);
   });
+  if (!lists.empty()) {
+    COLT5_CHECK(lists.size() == 1 || lists.begin()->first.first == lists.rbegin()->first.first,
+                "AdamW: argument 'params' expected parameters on one device");
+    stage_lr();
+    const AdamWConsts c{opts_.beta1, opts_.beta2, opts_.eps};
+    for (auto& [key, l] : lists) ops::adamw_multi(l, lr_dev_, steps_dev_, c);
+  }
   ++steps_;
 }
 
 // ---- clipping and schedule ----
 
-double clip_grad_norm(const TensorList& params, double max_norm) {
-  COLT5_CHECK(std::isfinite(max_norm) && max_norm > 0.0,
-              "clip_grad_norm: argument 'max_norm' expected a finite value > 0, got ", max_norm);
+Tensor clip_grad_norm_(const TensorList& params, double max_norm) {
+  COLT5_CHECK(max_norm > 0.0 && !std::isnan(max_norm),
+              "clip_grad_norm: argument 'max_norm' expected a value > 0 (+infinity: no clipping), got ", max_norm);
   NoGradGuard no_grad;
-  TensorList grads;
-  for (const Tensor& p : params)
-    if (p.defined() && p.grad().defined()) grads.push_back(p.grad());
-  if (grads.empty()) return 0.0;
+  TensorList grads;  // contiguous (a strided gradient is copied, scaled, and written back)
+  std::vector<std::pair<Tensor, Tensor>> copies;
+  for (const Tensor& p : params) {
+    if (!p.defined() || !p.grad().defined()) continue;
+    const Tensor g = p.grad().detach();
+    grads.push_back(ops::contiguous(g));
+    if (grads.back().impl() != g.impl()) copies.emplace_back(g, grads.back());
+  }
+  if (grads.empty()) return zeros({}, DType::Float64);
   check_same_device(grads, "clip_grad_norm");
-  // sum of squares per gradient, in float64, summed in parameter order
+  std::map<int, TensorList> by_dtype;  // the list ops take one dtype at a time
+  for (const Tensor& g : grads) by_dtype[int(g.dtype())].push_back(g);
   Tensor total;
-  for (const Tensor& g : grads) {
-    const Tensor g64 = ops::to_dtype(g.detach(), DType::Float64);
-    const Tensor sq = sum(g64 * g64);
+  for (const auto& [dtype, list] : by_dtype) {
+    const Tensor sq = ops::sum_of_squares_multi(list);
     total = total.defined() ? total + sq : sq;
   }
-  const double norm = std::sqrt(total.item_double());
-  if (norm > max_norm) {
-    const double coef = max_norm / (norm + 1e-6);
-    for (const Tensor& g : grads) assign(g, g.detach() * coef);
-  }
+  const Tensor norm = sqrt(total);
+  if (std::isinf(max_norm)) return norm;
+  const Tensor coef = clamp_max(full({}, max_norm, DType::Float64, norm.device()) / (norm + 1e-6), 1.0);
+  for (auto& [dtype, list] : by_dtype) ops::scale_multi_(list, coef);
+  for (auto& [g, c] : copies) assign(g, c);
   return norm;
 }
+
+double clip_grad_norm(const TensorList& params, double max_norm) { return clip_grad_norm_(params, max_norm).item_double(); }
 
 double warmup_cosine_lr(int64_t step, int64_t warmup, int64_t total, double base_lr, double min_lr) {
   COLT5_CHECK(step >= 0, "warmup_cosine_lr: argument 'step' expected >= 0, got ", step);

@@ -17,9 +17,13 @@
 //   m  = m + (1 - b1) * (g - m)             (= b1 m + (1 - b1) g)
 //   v  = b2 v + (1 - b2) g^2
 //   p  = p - (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-// with t the parameter's step count (1 on its first update). The whole update is one fused
-// kernel per parameter (slot kernels::adamw_step below); arithmetic is in double for both float
-// and double parameters, so the CPU reference and the CUDA kernel agree to rounding.
+// with t the parameter's step count (1 on its first update). The whole update of every
+// parameter is one list op (ops::adamw_multi, core/ops/optim.h: a few launches on CUDA, however
+// many parameters); arithmetic is in double for both float and double parameters, so the CPU
+// reference and the CUDA kernel agree to rounding. The step counts and the groups' learning
+// rates live on the parameters' device, where the kernel reads them: a step needs nothing from
+// the host but the launch, and a CUDA graph that captured it (core/graph.h) replays it right
+// when the learning rate changes, as long as stage_lr() runs before each replay.
 //
 // Gradient accumulation needs nothing special: backward() adds into .grad(), so calling
 // backward on k micro-batches before one step() equals one backward on their summed loss
@@ -27,7 +31,8 @@
 //
 // State (for checkpoints): state() lists the state tensors under stable names
 //   "step"                      int64 scalar, number of step() calls
-//   "state.<i>.step"            int64 scalar, updates of parameter i (AdamW)
+//   "state.<i>.step"            int64 scalar, updates of parameter i (AdamW; on the parameter's
+//                               device, a view into the optimizer's counters)
 //   "state.<i>.exp_avg"         m of parameter i (AdamW)
 //   "state.<i>.exp_avg_sq"      v of parameter i (AdamW)
 //   "state.<i>.momentum_buffer" b of parameter i (SGD with momentum)
@@ -80,6 +85,9 @@ public:
   void set_lr(size_t group, double lr);  // one group
   double lr(size_t group = 0) const;
   int64_t steps() const { return steps_; }
+  // A captured step was replayed (core/graph.h): the device state advanced without step()
+  // running on the host, so count it here.
+  void count_replayed_step() { ++steps_; }
 
   // State tensors under the names listed at the top of this file (handles, not copies).
   NamedTensors state() const;
@@ -106,6 +114,8 @@ protected:
   virtual std::vector<std::string> state_keys() const = 0;
   // The state tensor `key` of parameter i (a reference into the optimizer; may be undefined).
   virtual Tensor& state_slot(size_t i, const std::string& key) = 0;
+  // Restore parameter i's "step" state (load_state).
+  virtual void set_count(size_t i, int64_t value) { state_slot(i, "step") = from_vector<int64_t>({value}, {}); }
 
   std::vector<ParamGroup> groups_;
   int64_t steps_ = 0;
@@ -148,17 +158,33 @@ public:
   AdamW(TensorList params, const AdamWOptions& opts = {});
   AdamW(std::vector<ParamGroup> groups, const AdamWOptions& opts = {});
   void step() override;
+  // Copy the groups' learning rates to the device vector the update reads, where they changed
+  // since the last copy (step() calls it first). Outside a graph capture only: a replayed step
+  // reads whatever was staged before the replay.
+  void stage_lr();
 
 private:
   std::vector<std::string> state_keys() const override { return {"step", "exp_avg", "exp_avg_sq"}; }
   Tensor& state_slot(size_t i, const std::string& key) override;
+  void set_count(size_t i, int64_t value) override;
+  // The counters (int64 [params]) and learning rates (float64 [groups]) on `d`, made or moved
+  // there when needed.
+  void place_state(Device d);
   AdamWOptions opts_;
-  std::vector<Tensor> exp_avg_, exp_avg_sq_, count_;  // count_: int64 scalar on the CPU
+  std::vector<Tensor> exp_avg_, exp_avg_sq_;
+  std::vector<Tensor> count_;     // views of steps_dev_, defined once parameter i was updated
+  Tensor steps_dev_, lr_dev_;     // counters and learning rates where the update kernel reads them
+  std::vector<double> lr_staged_;  // what lr_dev_ holds
 };
 
-// Global L2 norm of the gradients of `params` (those without a gradient are skipped); when it
-// exceeds max_norm every gradient is scaled in place by max_norm / (norm + 1e-6). Returns the
-// norm before clipping. Computed with tensor ops on the gradients' device (one host read).
+// Global L2 norm of the gradients of `params` (those without a gradient are skipped), and
+// clipping as torch.nn.utils.clip_grad_norm_: every gradient is multiplied in place by
+//   min(1, max_norm / (norm + 1e-6))
+// (so by exactly 1 below the limit). max_norm = +infinity only measures. The norm, a float64
+// scalar on the gradients' device, is returned before clipping; nothing is read back, so the
+// step need not wait for the GPU (two list ops and three scalar ops whatever the number of
+// parameters). The double overload reads the norm back (one host wait).
+Tensor clip_grad_norm_(const TensorList& params, double max_norm);
 double clip_grad_norm(const TensorList& params, double max_norm);
 
 // Linear warm-up then cosine decay:

@@ -401,11 +401,84 @@ TEST_CASE("optim: bad inputs throw naming the argument") {
   CHECK_THROWS_WITH_AS(warmup_cosine_lr(0, 10, 100, -1.0, 0.0), Contains("'lr'"), colt5::Error);
   CHECK_THROWS_WITH_AS(warmup_cosine_lr(0, 10, 100, 1.0, 2.0), Contains("'min_lr'"), colt5::Error);
   CHECK_THROWS_WITH_AS(param_groups_for(ToyBlock(), -0.1), Contains("'weight_decay'"), colt5::Error);
-  // the raw fused step checks its contract
+  // the raw list ops check their contracts, naming the argument
   Tensor q = zeros({3}, DType::Float64), g = zeros({4}, DType::Float64), m = zeros({3}, DType::Float64),
          v = zeros({3}, DType::Float32);
-  CHECK_THROWS_AS(ops::adamw_step(q, g, m, m, AdamWStep{}), colt5::Error);
-  CHECK_THROWS_AS(ops::adamw_step(q, m, m, v, AdamWStep{}), colt5::Error);
+  Tensor lr = zeros({1}, DType::Float64), steps = zeros({2}, DType::Int64);
+  auto lists = [&](Tensor grad, Tensor sq, int64_t lr_i, int64_t step_i) {
+    AdamWLists l;
+    l.params = {q}, l.grads = {grad}, l.exp_avg = {m}, l.exp_avg_sq = {sq};
+    l.lr_index = {lr_i}, l.step_index = {step_i}, l.weight_decay = {0.0};
+    return l;
+  };
+  AdamWLists l1 = lists(g, m, 0, 0), l2 = lists(m, v, 0, 0), l3 = lists(m, m, 1, 0), l4 = lists(m, m, 0, 2);
+  CHECK_THROWS_WITH_AS(ops::adamw_multi(l1, lr, steps, {}), Contains("shapes must equal"), colt5::Error);
+  CHECK_THROWS_WITH_AS(ops::adamw_multi(l2, lr, steps, {}), Contains("expected the same dtype"), colt5::Error);
+  CHECK_THROWS_WITH_AS(ops::adamw_multi(l3, lr, steps, {}), Contains("'lr_index'"), colt5::Error);
+  CHECK_THROWS_WITH_AS(ops::adamw_multi(l4, lr, steps, {}), Contains("'step_index'"), colt5::Error);
+  AdamWLists l5 = lists(m, m, 0, 0);
+  l5.weight_decay.clear();
+  CHECK_THROWS_WITH_AS(ops::adamw_multi(l5, lr, steps, {}), Contains("argument 'l' expected lists of one length"),
+                       colt5::Error);
+  CHECK_THROWS_WITH_AS(ops::adamw_multi(l1 = lists(m, m, 0, 0), zeros({1}), steps, {}), Contains("'lr'"), colt5::Error);
+  TensorList strided = {zeros({4, 4}, DType::Float64).transpose(0, 1)};
+  CHECK_THROWS_WITH_AS(ops::sum_of_squares_multi(strided), Contains("argument 'xs' expected contiguous"), colt5::Error);
+  TensorList xs = {q};
+  CHECK_THROWS_WITH_AS(ops::scale_multi_(xs, zeros({2}, DType::Float64)), Contains("'factor'"), colt5::Error);
+}
+
+TEST_CASE("optim: the list ops over many tensors equal one tensor at a time") {
+  // 40 float32 tensors of mixed sizes in two lr groups; AdamW through the lists vs the scalar
+  // formula of nn/optim.h applied by hand, element by element.
+  manual_seed(5);
+  const std::vector<int64_t> sizes = {1, 7, 64, 3, 1000, 2, 5, 70000};
+  TensorList ps, gs;
+  for (int i = 0; i < 40; ++i) {
+    ps.push_back(randn({sizes[i % sizes.size()]}));
+    gs.push_back(randn({sizes[i % sizes.size()]}));
+  }
+  // sum of squares and scaling
+  double want = 0;
+  for (const Tensor& g : gs)
+    for (float x : g.to_vector<float>()) want += double(x) * double(x);
+  CHECK(ops::sum_of_squares_multi(gs).item_double() == Approx(want).epsilon(1e-13));
+  TensorList scaled;
+  for (const Tensor& g : gs) scaled.push_back(ops::clone(g));
+  ops::scale_multi_(scaled, from_vector<double>({0.25}, {}));
+  for (size_t i = 0; i < gs.size(); ++i) CHECK(scaled[i].to_vector<float>() == (gs[i] * 0.25).to_vector<float>());
+
+  AdamWLists l;
+  std::vector<std::vector<double>> p0, m0(ps.size()), v0(ps.size());
+  for (size_t i = 0; i < ps.size(); ++i) {
+    l.params.push_back(ops::clone(ps[i]));
+    l.grads.push_back(gs[i]);
+    l.exp_avg.push_back(zeros(ps[i].shape()));
+    l.exp_avg_sq.push_back(zeros(ps[i].shape()));
+    l.lr_index.push_back(int64_t(i % 2));
+    l.step_index.push_back(int64_t(ps.size() - 1 - i));
+    l.weight_decay.push_back(i % 2 ? 0.0 : 0.1);
+  }
+  const Tensor lr = from_vector<double>({0.01, 0.002}, {2});
+  Tensor steps = zeros({int64_t(ps.size())}, DType::Int64);
+  ops::adamw_multi(l, lr, steps, AdamWConsts{0.9, 0.99, 1e-8});
+  ops::adamw_multi(l, lr, steps, AdamWConsts{0.9, 0.99, 1e-8});
+  for (int64_t s : steps.to_vector<int64_t>()) CHECK(s == 2);
+  for (size_t i = 0; i < ps.size(); ++i) {
+    const std::vector<float> p = ps[i].to_vector<float>(), g = gs[i].to_vector<float>();
+    const std::vector<float> got = l.params[i].to_vector<float>();
+    const double lri = i % 2 ? 0.002 : 0.01, wd = i % 2 ? 0.0 : 0.1;
+    for (size_t k = 0; k < p.size(); ++k) {
+      double pk = p[k], mk = 0, vk = 0;
+      for (int t = 1; t <= 2; ++t) {
+        pk = double(float(pk)) * (1 - lri * wd);
+        mk = double(float(mk + 0.1 * (g[k] - mk)));
+        vk = double(float(0.99 * vk + 0.01 * double(g[k]) * g[k]));
+        const double denom = std::sqrt(vk) / std::sqrt(1 - std::pow(0.99, t)) + 1e-8;
+        pk = pk - lri / (1 - std::pow(0.9, t)) * mk / denom;
+      }
+      CHECK(got[k] == doctest::Approx(float(pk)).epsilon(1e-6));
+    }
+  }
 }
 
 // ---- GPU: the fused CUDA AdamW step against the CPU reference ----
@@ -459,4 +532,53 @@ TEST_CASE("gpu optim: SGD and clip_grad_norm on CUDA match the CPU") {
     og.step();
   }
   check_close(pg.cpu(), values(pc));
+}
+
+TEST_CASE("gpu optim: the list ops on CUDA match the CPU, across tables and a tensor split between two") {
+  COLT5_REQUIRE_GPU();
+  // 40 tensors (more than one table of 32) and one of 256 chunks + 3 elements (more blocks than a
+  // table holds, so it continues in the next one), float32 and float64.
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    CAPTURE(dt);
+    manual_seed(21);
+    std::vector<int64_t> sizes;
+    for (int i = 0; i < 40; ++i) sizes.push_back(std::vector<int64_t>{1, 33, 4096, 70000, 5}[i % 5]);
+    sizes.insert(sizes.begin() + 7, 256 * 65536 + 3);
+    TensorList pc, gc, pg, gg;
+    for (int64_t n : sizes) {
+      pc.push_back(randn({n}, dt)), gc.push_back(randn({n}, dt));
+      pg.push_back(pc.back().to(gputest::gpu())), gg.push_back(gc.back().to(gputest::gpu()));
+    }
+    const double ssc = ops::sum_of_squares_multi(gc).item_double(), ssg = ops::sum_of_squares_multi(gg).item_double();
+    CHECK(ssg == Approx(ssc).epsilon(1e-12));
+    const double rel = dt == DType::Float32 ? 1e-6 : 1e-12;
+    auto make = [&](const TensorList& ps, const TensorList& gs) {
+      AdamWLists l;
+      for (size_t i = 0; i < ps.size(); ++i) {
+        l.params.push_back(ops::clone(ps[i])), l.grads.push_back(gs[i]);
+        l.exp_avg.push_back(zeros(ps[i].shape(), dt, ps[i].device()));
+        l.exp_avg_sq.push_back(zeros(ps[i].shape(), dt, ps[i].device()));
+        l.lr_index.push_back(int64_t(i % 2)), l.step_index.push_back(int64_t(i)), l.weight_decay.push_back(0.01 * (i % 3));
+      }
+      return l;
+    };
+    AdamWLists lc = make(pc, gc), lg = make(pg, gg);
+    const Tensor lrc = from_vector<double>({1e-3, 3e-4}, {2}), lrg = lrc.to(gputest::gpu());
+    Tensor sc = zeros({int64_t(sizes.size())}, DType::Int64), sg = sc.to(gputest::gpu());
+    for (int t = 0; t < 3; ++t) {
+      ops::adamw_multi(lc, lrc, sc, AdamWConsts{0.9, 0.99, 1e-8});
+      ops::adamw_multi(lg, lrg, sg, AdamWConsts{0.9, 0.99, 1e-8});
+    }
+    CHECK(sg.cpu().to_vector<int64_t>() == std::vector<int64_t>(sizes.size(), 3));
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      CAPTURE(i);
+      const std::vector<double> a = values(lc.params[i]), b = values(lg.params[i].cpu());
+      double worst = 0;
+      for (size_t k = 0; k < a.size(); ++k) worst = std::max(worst, std::abs(a[k] - b[k]) / std::max(std::abs(a[k]), 1e-3));
+      CHECK(worst <= rel);
+    }
+    TensorList sgl = gg;
+    ops::scale_multi_(sgl, from_vector<double>({0.5}, {}, gputest::gpu()));
+    for (size_t i = 0; i < sizes.size(); i += 9) CHECK(values(sgl[i].cpu()) == values(gc[i] * 0.5));
+  }
 }

@@ -1,36 +1,70 @@
-// The fused AdamW update as a raw op (no autograd): one kernel slot, a CPU reference in
-// core/cpu/optim.cpp and a CUDA kernel in cuda/kernels/optim.cu. nn::AdamW (nn/optim.h) calls
-// ops::adamw_step once per parameter; the update formulas are at the top of nn/optim.h.
+// The optimizer's raw ops (no autograd), each over a whole list of tensors at once: the fused
+// AdamW update, the squared global norm of a list, and the in-place scaling of a list by a
+// scalar that lives on the device (clip_grad_norm is the last two). nn::AdamW and
+// nn::clip_grad_norm_ (nn/optim.h) call them; the update formulas are at the top of nn/optim.h.
+//
+// Why lists: a model has tens to hundreds of parameters, most of them small; one launch per
+// parameter costs more than its arithmetic. On CUDA each op is one launch per table of up to
+// 32 tensors and 256 chunks of 65536 elements (cuda/kernels/multi_tensor.cuh; the table is a
+// kernel argument, as in apex's multi_tensor_apply), so an AdamW step is a few launches.
+// Why device scalars: the learning rates, step counts and clipping factor are read by the
+// kernels from device memory, so a CUDA graph that captured the step stays right when they
+// change, and nothing has to come back to the host to decide whether to clip.
+//
+// CPU reference kernels in core/cpu/optim.cpp, CUDA kernels in cuda/kernels/optim.cu; the
+// per-element AdamW arithmetic is one shared function (core/ops/optim_math.h).
 #pragma once
+
+#include <vector>
 
 #include "core/dispatch.h"
 #include "core/tensor.h"
 
 namespace colt5 {
 
-// Scalars of one AdamW update (bias corrections already computed for this step).
-struct AdamWStep {
-  double lr = 1e-3;
+// Constants of one AdamW optimizer.
+struct AdamWConsts {
   double beta1 = 0.9, beta2 = 0.999;
   double eps = 1e-8;
-  double weight_decay = 0.0;
-  double bias_correction1 = 1.0;  // 1 - beta1^t
-  double bias_correction2 = 1.0;  // 1 - beta2^t
+};
+
+// The parameters of one AdamW update and their state, parallel lists (entry i is parameter i).
+struct AdamWLists {
+  TensorList params, grads, exp_avg, exp_avg_sq;
+  std::vector<int64_t> lr_index;     // the element of `lr` that is parameter i's learning rate
+  std::vector<int64_t> step_index;   // the element of `steps` that counts parameter i's updates
+  std::vector<double> weight_decay;  // parameter i's (decoupled) weight decay
 };
 
 namespace cpu {
-// Contract: param, grad, exp_avg, exp_avg_sq have the same shape, the same floating dtype
-// (float32 or float64) and device, and are all contiguous; param, exp_avg and exp_avg_sq are
-// updated in place, elementwise (one independent update per element).
-void adamw_step(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, const AdamWStep& s);
+// Contracts (checked by ops:: below):
+// adamw_multi: params[i], grads[i], exp_avg[i], exp_avg_sq[i] have one shape; all tensors are
+//   contiguous, of one floating dtype (float32 or float64) and on one device; `lr` is float64
+//   [G] and `steps` int64 [S] on that device; lr_index[i] < G, step_index[i] < S, the step
+//   indices distinct. For each i, with t = steps[step_index[i]] + 1 and lr = lr[lr_index[i]],
+//   params[i], exp_avg[i], exp_avg_sq[i] get the update of nn/optim.h in place (bias
+//   corrections 1 - beta^t in double); then steps[step_index[i]] = t.
+void adamw_multi(AdamWLists& l, const Tensor& lr, Tensor& steps, const AdamWConsts& c);
+// sum_of_squares_multi: xs contiguous, of one floating dtype, on one device, not empty; out a
+//   float64 scalar on that device: the sum of x^2 over every element of every x, in double.
+void sum_of_squares_multi(const TensorList& xs, Tensor& out);
+// scale_multi: xs as above, factor one float64 element on their device; every x is multiplied
+//   by it in place (in double, rounded to x's dtype).
+void scale_multi(TensorList& xs, const Tensor& factor);
 }  // namespace cpu
 
-using AdamWStepFn = void(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, const AdamWStep& s);
-COLT5_KERNEL(adamw_step, AdamWStepFn, cpu::adamw_step)
+using AdamWMultiFn = void(AdamWLists& l, const Tensor& lr, Tensor& steps, const AdamWConsts& c);
+using SumOfSquaresMultiFn = void(const TensorList& xs, Tensor& out);
+using ScaleMultiFn = void(TensorList& xs, const Tensor& factor);
+COLT5_KERNEL(adamw_multi, AdamWMultiFn, cpu::adamw_multi)
+COLT5_KERNEL(sum_of_squares_multi, SumOfSquaresMultiFn, cpu::sum_of_squares_multi)
+COLT5_KERNEL(scale_multi, ScaleMultiFn, cpu::scale_multi)
 
 namespace ops {
-// Validates the contract above and dispatches to the parameter's device.
-void adamw_step(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, const AdamWStep& s);
+// Validate the contracts above and dispatch to the tensors' device.
+void adamw_multi(AdamWLists& l, const Tensor& lr, Tensor& steps, const AdamWConsts& c);
+Tensor sum_of_squares_multi(const TensorList& xs);  // float64 scalar; 0 (on the CPU) for an empty list
+void scale_multi_(TensorList& xs, const Tensor& factor);
 }  // namespace ops
 
 }  // namespace colt5
