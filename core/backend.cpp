@@ -6,9 +6,18 @@
 #include <new>
 
 #include "core/error.h"
+#include "core/graph.h"
 #include "core/storage.h"
 
 namespace colt5 {
+
+std::unique_ptr<Graph> Backend::capture_graph(int, const std::function<void()>&) {
+  fail("capture_graph: argument 'device' expected a CUDA device, got the CPU (graphs record GPU launches)");
+}
+
+std::unique_ptr<Graph> capture_graph(Device device, const std::function<void()>& body) {
+  return backend_for(device).capture_graph(device.index, body);
+}
 
 namespace {
 

@@ -6,10 +6,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 
 #include "core/device.h"
 
 namespace colt5 {
+
+class Graph;  // core/graph.h
 
 // How often the host waited for a device since the last reset: host_waits counts every
 // synchronisation of the device's stream (explicit ones, and the one each copy to or from host
@@ -36,6 +40,8 @@ public:
   virtual void empty_cache(int /*index*/) {}
   virtual SyncStats sync_stats(int /*index*/) { return {}; }
   virtual void reset_sync_stats(int /*index*/) {}
+  // core/graph.h; the default (the CPU) has no graphs and throws.
+  virtual std::unique_ptr<Graph> capture_graph(int index, const std::function<void()>& body);
 };
 
 void register_backend(DeviceType type, Backend* backend);

@@ -19,6 +19,14 @@ namespace colt5::cuda {
 void check_launch(const char* kernel, cudaStream_t stream, const char* file, int line);
 bool sync_after_each_kernel();  // COLT5_CUDA_SYNC=1
 
+// COLT5_CUDA_PROFILE=1: a timing event after every launch (check_launch records it; cuBLAS
+// calls record theirs), and at exit a table on stderr of GPU time per kernel name, most first.
+// The time of a launch is from the previous event to its own: on a busy GPU that is the kernel's
+// run time; where the GPU sat idle waiting for the host, that idle time is counted too (so a
+// host-bound program shows it). Not during graph captures. Adds a host wait every 4096 launches.
+bool profiling();
+void profile_mark(const char* name, cudaStream_t stream);
+
 }  // namespace colt5::cuda
 
 #define CUDA_CHECK(call)                                                                  \

@@ -1,11 +1,16 @@
 #include "cuda/context.h"
 
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <string>
 
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 
 #include "core/backend.h"
+#include "core/graph.h"
 #include "cuda/check.h"
 
 namespace colt5::cuda {
@@ -30,7 +35,92 @@ bool sync_after_each_kernel() {
   return on;
 }
 
+// ---- the launch profiler (COLT5_CUDA_PROFILE=1, cuda/check.h) ----
+
+bool profiling() {
+  static const bool on = [] {
+    const char* v = std::getenv("COLT5_CUDA_PROFILE");
+    return v && v[0] && v[0] != '0';
+  }();
+  return on;
+}
+
+namespace {
+
+class LaunchProfiler {
+public:
+  void mark(const char* name, cudaStream_t stream) {
+    cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(stream, &capturing) != cudaSuccess || capturing != cudaStreamCaptureStatusNone) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    cudaEvent_t e = nullptr;
+    if (!spare_.empty()) {
+      e = spare_.back();
+      spare_.pop_back();
+    } else if (cudaEventCreate(&e) != cudaSuccess) {
+      return;
+    }
+    if (cudaEventRecord(e, stream) != cudaSuccess) return;
+    pending_.emplace_back(name, e);
+    if (pending_.size() >= 4096) resolve_locked();
+  }
+
+  // At exit: the table.
+  void report() {
+    std::lock_guard<std::mutex> lock(mu_);
+    resolve_locked();
+    if (totals_.empty()) return;
+    std::vector<std::pair<std::string, std::pair<double, int64_t>>> rows(totals_.begin(), totals_.end());
+    std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+    double all = 0;
+    for (const auto& r : rows) all += r.second.first;
+    std::fprintf(stderr, "\nCOLT5_CUDA_PROFILE: GPU time between consecutive launches, by kernel (%.3f ms in all)\n",
+                 all);
+    std::fprintf(stderr, "%10s %7s %10s %9s  %s\n", "total ms", "share", "calls", "mean us", "kernel");
+    for (const auto& [name, t] : rows)
+      std::fprintf(stderr, "%10.3f %6.1f%% %10lld %9.2f  %s\n", t.first, 100 * t.first / all,
+                   static_cast<long long>(t.second), 1000 * t.first / double(t.second), name.c_str());
+  }
+
+private:
+  void resolve_locked() {
+    if (pending_.empty()) return;
+    if (cudaEventSynchronize(pending_.back().second) != cudaSuccess) return;
+    for (auto& [name, e] : pending_) {
+      if (last_) {
+        float ms = 0;
+        if (cudaEventElapsedTime(&ms, last_, e) == cudaSuccess) {
+          auto& t = totals_[name];
+          t.first += ms;
+          t.second += 1;
+        }
+        spare_.push_back(last_);
+      }
+      last_ = e;
+    }
+    pending_.clear();
+  }
+
+  std::mutex mu_;
+  std::vector<std::pair<const char*, cudaEvent_t>> pending_;
+  std::vector<cudaEvent_t> spare_;
+  cudaEvent_t last_ = nullptr;
+  std::map<std::string, std::pair<double, int64_t>> totals_;
+};
+
+LaunchProfiler& launch_profiler() {
+  static LaunchProfiler* p = new LaunchProfiler;  // leaked: used from the exit handler
+  return *p;
+}
+
+}  // namespace
+
+void profile_mark(const char* name, cudaStream_t stream) {
+  if (profiling()) launch_profiler().mark(name, stream);
+}
+
 void check_launch(const char* kernel, cudaStream_t stream, const char* file, int line) {
+  if (profiling()) launch_profiler().mark(kernel, stream);
   cudaError_t err = cudaGetLastError();
   if (err == cudaSuccess && sync_after_each_kernel()) err = cudaStreamSynchronize(stream);
   if (err != cudaSuccess) throw_cuda_error(err, kernel, file, line);
@@ -55,14 +145,31 @@ void DeferredChecks::release() {
   raise_.clear();
 }
 
+void DeferredChecks::ensure_slots(int device) {
+  if (dev_) return;
+  // once: the slots, cleared, and their pinned mirror
+  CUDA_CHECK(cudaSetDevice(device));
+  CUDA_CHECK(cudaMalloc(&dev_, kSlots * 2 * sizeof(unsigned long long)));
+  CUDA_CHECK(cudaMemset(dev_, 0, kSlots * 2 * sizeof(unsigned long long)));
+  CUDA_CHECK(cudaMallocHost(&host_, kSlots * 2 * sizeof(unsigned long long)));
+  std::memset(host_, 0, kSlots * 2 * sizeof(unsigned long long));
+  raise_.reserve(kSlots);
+}
+
+void DeferredChecks::clear_async(cudaStream_t stream) {
+  CUDA_CHECK(cudaMemsetAsync(dev_, 0, kSlots * 2 * sizeof(unsigned long long), stream));
+}
+
+void DeferredChecks::raise_from_mirror() const {
+  for (size_t i = 0; i < raise_.size(); ++i)
+    if (host_[2 * i] && raise_[i]) raise_[i](static_cast<int64_t>(host_[2 * i + 1]));
+}
+
 unsigned long long* DeferredChecks::reserve(int device) {
   COLT5_CHECK(!full(), "cuda: internal error: no free check slot (the caller waits first)");
-  if (!dev_) {  // once per device: the slots, cleared, and their pinned mirror
-    CUDA_CHECK(cudaSetDevice(device));
-    CUDA_CHECK(cudaMalloc(&dev_, kSlots * 2 * sizeof(unsigned long long)));
-    CUDA_CHECK(cudaMemset(dev_, 0, kSlots * 2 * sizeof(unsigned long long)));
-    CUDA_CHECK(cudaMallocHost(&host_, kSlots * 2 * sizeof(unsigned long long)));
-    raise_.reserve(kSlots);
+  if (!dev_) {
+    // Inside a capture cudaMalloc/cudaMemset are not allowed: capture_graph allocates first.
+    ensure_slots(device);
   }
   raise_.emplace_back();  // no raise until set_raise: a launch that failed reports nothing
   return dev_ + 2 * (raise_.size() - 1);
@@ -93,10 +200,52 @@ void DeferredChecks::raise_reported(cudaStream_t stream) {
 }
 
 void wait(DeviceContext& ctx) {
+  COLT5_CHECK(!ctx.capturing(), "cuda:", ctx.device, ": the host cannot wait for the GPU while a CUDA graph is ",
+              "being captured (a value read back, a copy to host memory, a synchronize, or COLT5_CUDA_SYNC=1 inside ",
+              "the captured code); do it before or after the capture");
   ctx.checks.enqueue_readback(ctx.stream);
   ++ctx.host_waits;
   CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+  std::vector<const DeferredChecks*> graphs;
+  graphs.swap(ctx.replayed);
   ctx.checks.raise_reported(ctx.stream);
+  for (const DeferredChecks* g : graphs) g->raise_from_mirror();
+}
+
+// ---- pinned staging for copies from host memory ----
+
+void* HostStaging::take(size_t n, cudaStream_t stream, uint64_t& host_waits) {
+  if (n > kSlab) return nullptr;
+  if (!buf_) {
+    CUDA_CHECK(cudaMallocHost(&buf_, kSlab * kSlabs));
+    for (cudaEvent_t& e : done_) CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  }
+  if (used_ + n > kSlab) {  // this slab is full: mark where its copies end, move to the next
+    CUDA_CHECK(cudaEventRecord(done_[slab_], stream));
+    pending_[slab_] = true;
+    slab_ = (slab_ + 1) % kSlabs;
+    used_ = 0;
+    if (pending_[slab_]) {
+      const cudaError_t q = cudaEventQuery(done_[slab_]);
+      if (q == cudaErrorNotReady) {
+        ++host_waits;
+        CUDA_CHECK(cudaEventSynchronize(done_[slab_]));
+      } else if (q != cudaSuccess) {
+        throw_cuda_error(q, "cudaEventQuery", __FILE__, __LINE__);
+      }
+      pending_[slab_] = false;
+    }
+  }
+  void* p = buf_ + size_t(slab_) * kSlab + used_;
+  used_ += (n + 255) / 256 * 256;
+  return p;
+}
+
+void HostStaging::release() {
+  if (!buf_) return;
+  for (cudaEvent_t& e : done_) cudaEventDestroy(e);
+  cudaFreeHost(buf_);
+  buf_ = nullptr;
 }
 
 // ---- caching allocator ----
@@ -108,37 +257,86 @@ size_t CachingAllocator::round_size(size_t n) {
   return (n + kLarge - 1) / kLarge * kLarge;
 }
 
-void* CachingAllocator::allocate(size_t nbytes) {
-  if (nbytes == 0) return nullptr;
-  const size_t size = round_size(nbytes);
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = free_.find(size);
+void* CachingAllocator::malloc_locked(size_t size, size_t nbytes) {
+  CUDA_CHECK(cudaSetDevice(device_));
   void* p = nullptr;
-  if (it != free_.end() && !it->second.empty()) {
-    p = it->second.back();
-    it->second.pop_back();
-    cached_ -= size;
+  cudaError_t err;
+  if (capturing_) {
+    // cudaMalloc is not a stream operation and the capture does not record it; the graph only
+    // needs the block to exist. Capture mode "relaxed" for this thread lets the call through.
+    cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+    CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+    err = cudaMalloc(&p, size);
+    CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
   } else {
-    CUDA_CHECK(cudaSetDevice(device_));
-    cudaError_t err = cudaMalloc(&p, size);
+    err = cudaMalloc(&p, size);
     if (err == cudaErrorMemoryAllocation) {
       cudaGetLastError();
       release_cached_locked();  // give the cache back to the driver and try once more
       err = cudaMalloc(&p, size);
     }
-    if (err == cudaErrorMemoryAllocation) {
-      cudaGetLastError();
-      size_t free_b = 0, total_b = 0;
-      cudaMemGetInfo(&free_b, &total_b);
-      fail(str("cuda:", device_, ": out of memory: tried to allocate ", nbytes, " bytes (", double(nbytes) / (1 << 20),
-               " MiB); the device has ", double(free_b) / (1 << 20), " MiB free of ", double(total_b) / (1 << 20),
-               " MiB, and colt5 holds ", double(in_use_) / (1 << 20), " MiB in live tensors"));
-    }
-    if (err != cudaSuccess) throw_cuda_error(err, "cudaMalloc", __FILE__, __LINE__);
+  }
+  if (err == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    fail(str("cuda:", device_, ": out of memory: tried to allocate ", nbytes, " bytes (", double(nbytes) / (1 << 20),
+             " MiB); the device has ", double(free_b) / (1 << 20), " MiB free of ", double(total_b) / (1 << 20),
+             " MiB, and colt5 holds ", double(in_use_) / (1 << 20), " MiB in live tensors",
+             capturing_ ? " (during a CUDA graph capture, where the cache cannot be released)" : ""));
+  }
+  if (err != cudaSuccess) throw_cuda_error(err, "cudaMalloc", __FILE__, __LINE__);
+  return p;
+}
+
+void* CachingAllocator::allocate(size_t nbytes) {
+  if (nbytes == 0) return nullptr;
+  const size_t size = round_size(nbytes);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto take = [&](std::map<size_t, std::vector<void*>>& lists) -> void* {
+    auto it = lists.find(size);
+    if (it == lists.end() || it->second.empty()) return nullptr;
+    void* p = it->second.back();
+    it->second.pop_back();
+    cached_ -= size;
+    return p;
+  };
+  void* p = nullptr;
+  if (capturing_) {
+    // the pool's own blocks first, then the cache, then the driver; the block joins the pool
+    p = take(pool_free_[capturing_]);
+    if (!p) p = take(free_);
+    if (!p) p = malloc_locked(size, nbytes);
+    owner_[p] = capturing_;
+  } else {
+    p = take(free_);
+    if (!p) p = malloc_locked(size, nbytes);
   }
   in_use_ += size;
   peak_ = std::max(peak_, in_use_);
   return p;
+}
+
+void CachingAllocator::begin_pool(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  COLT5_CHECK(capturing_ == 0, "cuda:", device_, ": internal error: a graph pool while another is open");
+  capturing_ = id;
+}
+
+void CachingAllocator::end_pool() {
+  std::lock_guard<std::mutex> lock(mu_);
+  capturing_ = 0;
+}
+
+void CachingAllocator::release_pool(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = pool_free_.find(id);
+  if (it != pool_free_.end()) {
+    for (auto& [size, blocks] : it->second)
+      for (void* p : blocks) free_[size].push_back(p);  // still counted in cached_
+    pool_free_.erase(it);
+  }
+  for (auto o = owner_.begin(); o != owner_.end();) o = o->second == id ? owner_.erase(o) : std::next(o);
 }
 
 namespace {
@@ -158,9 +356,18 @@ void CachingAllocator::deallocate(void* ptr, size_t nbytes) {
   }
   // The block may still be read by queued kernels of this device's single stream; a later
   // allocation of it is used only by work queued after those kernels, so reuse is safe.
-  free_[size].push_back(ptr);
+  // A block of a graph pool, or any block freed during a capture, stays in that pool.
   in_use_ -= size;
   cached_ += size;
+  auto it = owner_.find(ptr);
+  if (it != owner_.end()) {
+    pool_free_[it->second][size].push_back(ptr);
+  } else if (capturing_) {
+    owner_[ptr] = capturing_;
+    pool_free_[capturing_][size].push_back(ptr);
+  } else {
+    free_[size].push_back(ptr);
+  }
 }
 
 void CachingAllocator::release_cached_locked() {
@@ -181,6 +388,9 @@ CachingAllocator::~CachingAllocator() {
   // At process exit the driver may already be shutting down: free quietly.
   for (auto& [size, blocks] : free_)
     for (void* p : blocks) cudaFree(p);
+  for (auto& [id, lists] : pool_free_)
+    for (auto& [size, blocks] : lists)
+      for (void* p : blocks) cudaFree(p);
 }
 
 size_t CachingAllocator::bytes_in_use() const { std::lock_guard<std::mutex> l(mu_); return in_use_; }
@@ -228,6 +438,7 @@ Registry& registry();
 // At exit: wait for queued work, free every cached block, destroy the cuBLAS handles and
 // streams, so that the driver (and compute-sanitizer's leak check) sees nothing left behind.
 void shut_down() {
+  if (profiling()) launch_profiler().report();
   Registry& r = registry();
   {
     // Verdicts no wait has read are dropped (the program ends without asking). Their captured
@@ -246,6 +457,7 @@ void shut_down() {
     cudaStreamSynchronize(ctx->stream);
     ctx->allocator.empty_cache();
     ctx->checks.release();
+    ctx->staging.release();
     if (ctx->cublas) cublasDestroy(ctx->cublas);
     if (ctx->stream) cudaStreamDestroy(ctx->stream);
     ctx->cublas = nullptr;
@@ -312,10 +524,25 @@ public:
     CUDA_CHECK(cudaSetDevice(dev));
     const cudaMemcpyKind kind = dd.is_cuda() ? (sd.is_cuda() ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
                                              : cudaMemcpyDeviceToHost;
+    if (kind == cudaMemcpyHostToDevice) {
+      COLT5_CHECK(!ctx.capturing(), "cuda:", dev, ": a copy from host memory cannot be part of a CUDA graph (every ",
+                  "replay would read the host buffer again); copy into the device tensor before the capture or replay");
+      // Through the pinned ring: asynchronous, and the caller's buffer is free on return.
+      if (void* pinned = ctx.staging.take(nbytes, ctx.stream, ctx.host_waits)) {
+        std::memcpy(pinned, src, nbytes);
+        CUDA_CHECK(cudaMemcpyAsync(dst, pinned, nbytes, kind, ctx.stream));
+        return;
+      }
+    }
+    if (kind == cudaMemcpyDeviceToHost) {
+      // wait() refuses inside a capture; say so before the copy is queued into the graph
+      COLT5_CHECK(!ctx.capturing(), "cuda:", dev, ": the host cannot read device memory while a CUDA graph is being ",
+                  "captured (item(), to(kCPU) or a host-side check inside the captured code)");
+      ++ctx.device_to_host_copies;
+    }
     CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, kind, ctx.stream));
-    if (kind == cudaMemcpyDeviceToHost) ++ctx.device_to_host_copies;
-    // Host memory is pageable and may be freed or read right after we return: wait for
-    // transfers that touch the host. Device-to-device copies stay asynchronous.
+    // Pageable host memory may be freed or read right after we return: wait for transfers
+    // that touch it. Device-to-device copies stay asynchronous.
     if (kind != cudaMemcpyDeviceToDevice) wait(ctx);
   }
   int device_count() override { return cuda::device_count(); }
@@ -332,6 +559,9 @@ public:
   size_t max_memory_allocated(int index) override { return context(index).allocator.peak_bytes(); }
   void reset_peak_memory(int index) override { context(index).allocator.reset_peak(); }
   void empty_cache(int index) override { context(index).allocator.empty_cache(); }
+  std::unique_ptr<Graph> capture_graph(int index, const std::function<void()>& body) override {
+    return cuda::capture_graph(index, body);
+  }
 };
 
 const bool registered = [] {

@@ -33,13 +33,15 @@ Geom make_geom(const Tensor& t) { return make_geom(t.shape(), t.strides()); }
 DeviceCheck::DeviceCheck(const Tensor& like) : device_(like.device().index) {
   DeviceContext& ctx = context(device_);
   CUDA_CHECK(cudaSetDevice(device_));
-  if (ctx.checks.full()) wait(ctx);  // 4096 launches without a wait: read their verdicts now
-  flag_ = ctx.checks.reserve(device_);
+  // 4096 launches without a wait: read their verdicts now (inside a graph capture, where the
+  // host cannot wait, this throws and the capture fails)
+  if (ctx.launch_checks().full()) wait(ctx);
+  flag_ = ctx.launch_checks().reserve(device_);
 }
 
 void DeviceCheck::defer(std::function<void(int64_t)> raise) {
   DeviceContext& ctx = context(device_);
-  ctx.checks.set_raise(flag_, std::move(raise));
+  ctx.launch_checks().set_raise(flag_, std::move(raise));
   if (sync_after_each_kernel()) wait(ctx);  // COLT5_CUDA_SYNC=1: the error at the op's call
 }
 

@@ -109,6 +109,7 @@ void gemm(const Tensor& a, const Tensor& b, Tensor& c) {
       gemm_t<T>(h, a, b, c, la, lb);
     }
   });
+  profile_mark(B == 1 ? "cublas gemm" : "cublas gemm (strided batched)", s);
 }
 
 }  // namespace colt5::cuda

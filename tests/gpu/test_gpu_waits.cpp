@@ -1,6 +1,8 @@
 // Host waits on the GPU: the deferred index / target checks (cuda/context.h, DeferredChecks)
-// still report a bad index with the op's name, and the forward + backward of the routed models
-// never make the host wait for the GPU (core/backend.h: sync_stats).
+// still report a bad index with the op's name; the forward + backward of the routed models, and
+// a whole training step up to reading its loss, never make the host wait for the GPU
+// (core/backend.h: sync_stats); CUDA graphs (core/graph.h) replay what they captured, keep their
+// memory to themselves, report a bad index after a replay, and refuse what cannot be captured.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -9,7 +11,10 @@
 #include <string>
 
 #include "autograd/ops.h"
+#include "core/graph.h"
+#include "core/ops/copy.h"
 #include "nn/models.h"
+#include "nn/optim.h"
 #include "tests/gpu/gpu.h"
 
 using namespace colt5;
@@ -97,4 +102,103 @@ TEST_CASE("gpu: forward + backward of the routed encoder and of the LM make no h
     synchronize(gpu());  // and no deferred check was raised
     CHECK(sync_stats(gpu()).host_waits == 1);
   }
+}
+
+TEST_CASE("gpu: a whole training step (forward, backward, clipping, AdamW) waits only to read its loss") {
+  COLT5_REQUIRE_GPU();
+  if (sync_mode()) {
+    MESSAGE("skipped: COLT5_CUDA_SYNC=1 waits after every checked launch by design");
+    return;
+  }
+  for (const std::string kind : {"encoder", "lm"}) {
+    CAPTURE(kind);
+    Generator gen(4);
+    std::unique_ptr<nn::Model> model = nn::make_model(small_config(kind), &gen);
+    model->to(gpu());
+    nn::AdamW opt(nn::param_groups_for(*model, 0.01), nn::AdamWOptions{1e-3});
+    const int64_t b = 4, n = 64;
+    const Tensor tokens_host = randint(0, 32, {b, n}, DType::Int64, kCPU, &gen);
+    const Tensor targets_host = kind == "lm" ? randint(0, 32, {b * n}, DType::Int64, kCPU, &gen)
+                                             : randint(0, 5, {b}, DType::Int64, kCPU, &gen);
+    auto step = [&](double lr) {
+      opt.set_lr(lr);
+      const Tensor tokens = tokens_host.to(gpu()), targets = targets_host.to(gpu());  // staged: no wait
+      const Tensor logits = model->forward(tokens);
+      const Tensor loss = cross_entropy(logits.reshape({-1, logits.size(-1)}), targets);
+      loss.backward();
+      const Tensor gnorm = nn::clip_grad_norm_(model->parameters(), 0.5);
+      opt.step();
+      opt.zero_grad();
+      return stack({loss.detach().to(DType::Float64).reshape({1}), gnorm.reshape({1})}, 0);
+    };
+    step(1e-3);
+    synchronize(gpu());
+    reset_sync_stats(gpu());
+    const Tensor stats = step(5e-4);  // a new learning rate too
+    CHECK(sync_stats(gpu()).host_waits == 0);
+    const std::vector<double> v = stats.cpu().to_vector<double>();
+    CHECK(sync_stats(gpu()).host_waits == 1);
+    CHECK(std::isfinite(v[0]));
+    CHECK(v[1] > 0);
+  }
+}
+
+TEST_CASE("gpu: a captured graph replays its kernels on new inputs, and other work never gets its memory") {
+  COLT5_REQUIRE_GPU();
+  Tensor x = from_vector<float>({1, 2, 3, 4}, {4}, gpu());
+  Tensor y;
+  auto g = capture_graph(gpu(), [&] { y = exp(x * 2.0) + 1.0; });
+  CHECK(g->nodes() >= 2);
+  // Eager work after the capture: its blocks must not be the graph's.
+  Tensor other = full({1 << 16}, 7.0, DType::Float32, gpu());
+  for (int r = 0; r < 3; ++r) {
+    const std::vector<float> in = {float(r), -1.f, 0.5f, 2.f};
+    Tensor host = from_vector<float>(in, {4});
+    ops::copy_(x, host);
+    g->replay();
+    const std::vector<float> got = y.cpu().to_vector<float>();
+    for (size_t i = 0; i < in.size(); ++i) CHECK(got[i] == (exp(host * 2.0) + 1.0).to_vector<float>()[i]);
+    Tensor scratch = full({1 << 16}, -3.0, DType::Float32, gpu());  // eager allocations between replays
+    CHECK(sum(other).item_double() == 7.0 * (1 << 16));
+  }
+  // The graph's tensors outlive it (their blocks become ordinary ones).
+  g.reset();
+  CHECK(y.cpu().numel() == 4);
+}
+
+TEST_CASE("gpu: what cannot be captured is refused with a message, and the device stays usable") {
+  COLT5_REQUIRE_GPU();
+  const Tensor x = randn({8}, DType::Float32, gpu());
+  CHECK_THROWS_WITH_AS(capture_graph(gpu(), [&] { (void)sum(x).item_double(); }),
+                       Contains("capture_graph: cuda:0: the host cannot read device memory while a CUDA graph"), Error);
+  CHECK_THROWS_WITH_AS(capture_graph(gpu(), [&] { (void)from_vector<float>({1, 2}, {2}, gpu()); }),
+                       Contains("a copy from host memory cannot be part of a CUDA graph"), Error);
+  CHECK_THROWS_WITH_AS(capture_graph(gpu(), [&] { synchronize(gpu()); }), Contains("the host cannot wait"), Error);
+  CHECK_THROWS_WITH_AS(capture_graph(kCPU, [] {}), Contains("expected a CUDA device"), Error);
+  CHECK_THROWS_WITH_AS(capture_graph(gpu(), [&] { (void)capture_graph(gpu(), [] {}); }),
+                       Contains("captures do not nest"), Error);
+  // Work after a failed capture runs normally.
+  CHECK(sum(x * 0.0 + 1.0).item_double() == 8.0);
+}
+
+TEST_CASE("gpu: a bad index inside a graph is reported at the wait after the replay, naming the op") {
+  COLT5_REQUIRE_GPU();
+  if (sync_mode()) {
+    MESSAGE("skipped: COLT5_CUDA_SYNC=1 cannot capture (it waits after every checked launch)");
+    return;
+  }
+  const Tensor x = randn({2, 3}, DType::Float32, gpu());
+  Tensor index = from_vector<int64_t>({0, 2, 1, 1}, {2, 2}, gpu());
+  Tensor out;
+  auto g = capture_graph(gpu(), [&] { out = gather(x, 1, index); });
+  g->replay();
+  CHECK(out.cpu().to_vector<float>() == gather(x.cpu(), 1, index.cpu()).to_vector<float>());
+  ops::copy_(index, from_vector<int64_t>({0, 3, 1, 2}, {2, 2}));
+  g->replay();
+  CHECK_THROWS_WITH_AS(synchronize(gpu()), Contains("gather: argument 'index' holds the index 3, expected a value in [0, 3)"),
+                       Error);
+  ops::copy_(index, from_vector<int64_t>({2, 2, 0, 0}, {2, 2}));
+  g->replay();
+  CHECK_NOTHROW(synchronize(gpu()));  // each replay clears the verdicts it reads
+  CHECK(out.cpu().to_vector<float>() == gather(x.cpu(), 1, index.cpu()).to_vector<float>());
 }
