@@ -203,14 +203,21 @@ std::function<Prepared(Device)> lm_step(int64_t b, int64_t n, LMShape s) {
 
 // ---- the main job's step ---------------------------------------------------------------------------
 // examples/train's default run on this device: Trainer::train_step of the recall preset (the batch
-// is made on the host and copied, the loss is read back: both are part of the program's step).
-std::function<Prepared(Device)> train_step(bool gpu) {
+// is made on the host and copied, the loss is read back: both are part of the program's step);
+// with `graph`, the step replayed from a CUDA graph (captured after two warm-up steps, which the
+// benchmark's own warm-up covers).
+std::function<Prepared(Device)> train_step(bool gpu, bool graph = false) {
   return [=](Device) {
     train::TrainConfig cfg = train::preset("recall", gpu);
     cfg.device = gpu ? "cuda" : "cpu";
     auto t = std::make_shared<train::Trainer>(cfg);
+    t->set_cuda_graph(graph);
     Prepared p;
     p.call = [t] { t->train_step(); };
+    if (graph) {
+      p.warmup = 5;  // two ordinary steps, the capture, two replays
+      p.note = "CUDA graph";
+    }
     p.tokens_per_call = cfg.batch_size * cfg.grad_accum * cfg.seq_len;
     return p;
   };
@@ -248,6 +255,8 @@ std::vector<Workload> make_list() {
   add("lm_step/b4n2048", GPU, true, "LM step: 4 x routed AR attention + FF, dim 512", lm_step(4, 2048, lm_gpu));
   add("lm_step/b4n8192", GPU, false, "LM step: 4 x routed AR attention + FF, dim 512", lm_step(4, 8192, lm_gpu));
   add("train_step/gpu-preset", GPU, true, "examples/train step, GPU preset (recall, b64 n256 dim 128)", train_step(true));
+  add("train_step/gpu-preset-graph", GPU, true, "the same step replayed from a CUDA graph (train's default)",
+      train_step(true, true));
   // CPU
   for (bool eps : {false, true})
     for (bool bwd : {false, true})

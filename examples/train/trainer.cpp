@@ -8,6 +8,7 @@
 
 #include "autograd/ops.h"
 #include "core/backend.h"
+#include "core/ops/copy.h"
 #include "nn/json_read.h"
 #include "nn/safetensors.h"
 
@@ -57,9 +58,10 @@ Trainer::Trainer(const TrainConfig& cfg) : cfg_(cfg), device_(kCPU) {
 
 double Trainer::chance() const { return recall_ ? recall_->chance() : 0.0; }
 
-nn::Batch Trainer::make_batch(nn::Split split, uint64_t index) const {
+nn::Batch Trainer::make_batch(nn::Split split, uint64_t index, bool to_device) const {
   nn::Batch b = recall_ ? recall_->batch(split, cfg_.batch_size, cfg_.seed, index)
                         : text_->batch(split, cfg_.batch_size, cfg_.seed, index);
+  if (!to_device) return b;
   return {b.inputs.to(device_), b.targets.to(device_)};
 }
 
@@ -72,25 +74,35 @@ Tensor Trainer::loss_of(const Tensor& logits, const Tensor& targets) const {
   return cross_entropy(logits.reshape({-1, v}), targets.reshape({-1}));  // every position
 }
 
-StepStats Trainer::train_step() {
-  const auto t0 = std::chrono::steady_clock::now();
-  StepStats st;
-  st.lr = nn::warmup_cosine_lr(step_, std::min(cfg_.warmup, cfg_.steps), cfg_.steps, cfg_.lr, cfg_.min_lr);
-  opt_->set_lr(st.lr);
-  model_->train();
-  for (int64_t i = 0; i < cfg_.grad_accum; ++i) {
-    const nn::Batch b = make_batch(nn::Split::Train, static_cast<uint64_t>(step_ * cfg_.grad_accum + i));
+void Trainer::set_cuda_graph(bool on) {
+  COLT5_CHECK(!on || device_.is_cuda(), "flag --cuda-graph: CUDA graphs need a GPU, and this run is on ", device_.name());
+  graph_wanted_ = on;
+  if (!on) graph_.reset();
+}
+
+Tensor Trainer::step_on(const std::vector<nn::Batch>& batches) {
+  const double k = static_cast<double>(batches.size());
+  Tensor loss_sum;
+  for (const nn::Batch& b : batches) {
     const Tensor loss = loss_of(model_->forward(b.inputs), b.targets);
-    (loss * (1.0 / static_cast<double>(cfg_.grad_accum))).backward();
-    st.loss += loss.item_double() / static_cast<double>(cfg_.grad_accum);
-    st.tokens += b.inputs.numel();
+    (loss * (1.0 / k)).backward();
+    const Tensor l64 = loss.detach().to(DType::Float64) / k;
+    loss_sum = loss_sum.defined() ? loss_sum + l64 : l64;
   }
-  COLT5_CHECK(std::isfinite(st.loss), "training diverged at step ", step_ + 1, ": the loss is ", st.loss,
-              " (try a lower --lr, or --clip)");
   const double max_norm = cfg_.clip > 0 ? cfg_.clip : std::numeric_limits<double>::infinity();
-  st.grad_norm = nn::clip_grad_norm(model_->parameters(), max_norm);
+  const Tensor gnorm = nn::clip_grad_norm_(model_->parameters(), max_norm);
   opt_->step();
   opt_->zero_grad();
+  return stack({loss_sum.reshape({1}), gnorm.reshape({1}).to(device_)}, 0).reshape({2});
+}
+
+StepStats Trainer::finish_step(const Tensor& stats, double lr, int64_t tokens, std::chrono::steady_clock::time_point t0,
+                               bool graphed) {
+  const std::vector<double> v = stats.to(kCPU).contiguous().to_vector<double>();  // the step's one wait
+  StepStats st;
+  st.loss = v[0], st.grad_norm = v[1], st.lr = lr, st.tokens = tokens, st.graphed = graphed;
+  COLT5_CHECK(std::isfinite(st.loss), "training diverged at step ", step_ + 1, ": the loss is ", st.loss,
+              " (try a lower --lr, or --clip)");
   ++step_;
   st.step = step_;
   st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -98,6 +110,62 @@ StepStats Trainer::train_step() {
   row.step = step_, row.train_loss = st.loss, row.grad_norm = st.grad_norm, row.lr = st.lr;
   history_.push_back(row);
   return st;
+}
+
+// Capture the step on the tensors of graph_batches_; false (graph_status_ says why) if it fails.
+bool Trainer::try_capture() {
+  graph_batches_.clear();
+  for (int64_t i = 0; i < cfg_.grad_accum; ++i) {
+    const nn::Batch b = make_batch(nn::Split::Train, static_cast<uint64_t>(step_ * cfg_.grad_accum + i));
+    graph_batches_.push_back({ops::clone(b.inputs), ops::clone(b.targets)});
+  }
+  opt_->stage_lr();  // the capture's step() must find the learning rate staged already
+  try {
+    graph_ = capture_graph(device_, [&] { graph_stats_ = step_on(graph_batches_); });
+  } catch (const Error& e) {
+    graph_.reset();
+    graph_stats_ = Tensor();
+    graph_batches_.clear();
+    graph_wanted_ = false;
+    graph_status_ = str("capture failed: ", e.what());
+    return false;
+  }
+  graph_status_ = str("captured (", graph_->nodes(), " nodes)");
+  graph_fresh_ = true;
+  return true;
+}
+
+StepStats Trainer::train_step() {
+  const auto t0 = std::chrono::steady_clock::now();
+  const double lr = nn::warmup_cosine_lr(step_, std::min(cfg_.warmup, cfg_.steps), cfg_.steps, cfg_.lr, cfg_.min_lr);
+  opt_->set_lr(lr);
+  model_->train();
+  constexpr int64_t kWarmup = 2;  // ordinary steps before a capture: optimizer state, caches, cuBLAS set-up
+  if (graph_wanted_ && !graph_ && eager_steps_ >= kWarmup) try_capture();
+  if (graph_) {
+    if (!graph_fresh_) {  // the capture itself prepared the first replay's batches and lr
+      for (int64_t i = 0; i < cfg_.grad_accum; ++i) {
+        const nn::Batch b = make_batch(nn::Split::Train, static_cast<uint64_t>(step_ * cfg_.grad_accum + i), false);
+        ops::copy_(graph_batches_[i].inputs, b.inputs);  // in place: the graph reads these addresses
+        ops::copy_(graph_batches_[i].targets, b.targets);
+      }
+      opt_->stage_lr();
+    }
+    graph_->replay();
+    if (!graph_fresh_) opt_->count_replayed_step();
+    graph_fresh_ = false;
+    int64_t tokens = 0;
+    for (const nn::Batch& b : graph_batches_) tokens += b.inputs.numel();
+    return finish_step(graph_stats_, lr, tokens, t0, true);
+  }
+  std::vector<nn::Batch> batches;
+  for (int64_t i = 0; i < cfg_.grad_accum; ++i)
+    batches.push_back(make_batch(nn::Split::Train, static_cast<uint64_t>(step_ * cfg_.grad_accum + i)));
+  const Tensor stats = step_on(batches);
+  ++eager_steps_;
+  int64_t tokens = 0;
+  for (const nn::Batch& b : batches) tokens += b.inputs.numel();
+  return finish_step(stats, lr, tokens, t0, false);
 }
 
 EvalResult Trainer::evaluate(bool heavy, std::optional<int64_t> batches) {

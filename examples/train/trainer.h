@@ -6,6 +6,13 @@
 //   lr = warmup_cosine_lr(s, warmup, steps, lr, min_lr)
 //   for each micro-batch i < grad_accum:   batch(seed, s * grad_accum + i); (loss / grad_accum).backward()
 //   gnorm = clip_grad_norm(parameters, clip);  AdamW step;  zero_grad
+// The step leaves its loss and gradient norm on the device and reads both back with one copy at
+// its end: on a GPU that is the step's only host wait. With CUDA graphs on (set_cuda_graph), the
+// step is captured after two warm-up steps (core/graph.h) and replayed from then on: each
+// replay's micro-batches are copied into the tensors the capture read, the learning rate is
+// staged where AdamW's kernel reads it, and one graph launch does the rest. The kernels and
+// their order are the same, so the losses are the same bit for bit. A capture that fails (the
+// message says why) leaves the run on the ordinary step.
 // Batches depend on (seed, step) only and nothing in a step is random, so the state after step
 // s is a function of the parameters and the optimizer state before it: a checkpoint holds both,
 // and a resumed run repeats the uninterrupted one exactly (bit for bit on the CPU, where the
@@ -23,6 +30,7 @@
 // must be finite, and a resume needs the complete AdamW state.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -30,6 +38,7 @@
 #include <vector>
 
 #include "config.h"
+#include "core/graph.h"
 #include "nn/data.h"
 #include "nn/models.h"
 #include "nn/optim.h"
@@ -45,6 +54,7 @@ struct StepStats {
   double lr = 0;
   double seconds = 0;       // wall time of the step
   int64_t tokens = 0;       // input tokens processed
+  bool graphed = false;     // replayed from a CUDA graph
 };
 
 struct EvalResult {
@@ -69,6 +79,10 @@ public:
   explicit Trainer(const TrainConfig& cfg);
 
   StepStats train_step();
+  // CUDA graphs for the step (GPU only; off by default). graph_status() says what happened: ""
+  // before a capture was tried, else "captured (N nodes)" or "capture failed: <why>".
+  void set_cuda_graph(bool on);
+  const std::string& graph_status() const { return graph_status_; }
   // Validation loss (and accuracy) over cfg.eval_batches fixed batches; heavy = false evaluates
   // the heavy-off ablation. The model's heavy switch is restored afterwards.
   EvalResult evaluate(bool heavy = true, std::optional<int64_t> batches = std::nullopt);
@@ -93,8 +107,14 @@ public:
   const nn::TextDataset* text_data() const { return text_ ? &*text_ : nullptr; }
 
 private:
-  nn::Batch make_batch(nn::Split split, uint64_t index) const;
+  nn::Batch make_batch(nn::Split split, uint64_t index, bool to_device = true) const;
   Tensor loss_of(const Tensor& logits, const Tensor& targets) const;
+  // The step's work on given micro-batches: forward, backward, clipping, AdamW, zero_grad; returns
+  // float64 [2] = {mean loss, gradient norm} on the device (nothing is read back).
+  Tensor step_on(const std::vector<nn::Batch>& batches);
+  StepStats finish_step(const Tensor& stats, double lr, int64_t tokens, std::chrono::steady_clock::time_point t0,
+                        bool graphed);
+  bool try_capture();
 
   TrainConfig cfg_;
   Device device_;
@@ -104,6 +124,14 @@ private:
   std::unique_ptr<nn::AdamW> opt_;
   int64_t step_ = 0;
   std::vector<HistoryRow> history_;
+  // CUDA graph state: the captured step, the micro-batch tensors it reads, its result
+  bool graph_wanted_ = false;
+  int64_t eager_steps_ = 0;  // ordinary steps done by this Trainer (the warm-up before a capture)
+  std::unique_ptr<Graph> graph_;
+  std::vector<nn::Batch> graph_batches_;
+  Tensor graph_stats_;
+  bool graph_fresh_ = false;  // captured but not yet replayed: the capture's step() counted it
+  std::string graph_status_;
 };
 
 // The device a setting names: "auto" -> cuda when available, else cpu.
