@@ -12,6 +12,16 @@
 // values, and the sums are formed in the element type with the same operands in the same order
 // as on the CPU, so the results are bit-identical.
 //
+// scatter, rows of one index: when index does not change along the dims after dim (an index
+// expanded over the feature columns: an embedding's or a routed gather's backward), every
+// column of a row o (the dims before dim) walks the same list index[o, 0..len). One thread per
+// column would then be a long serial loop over few columns (the embedding's backward: 128
+// columns, len = all tokens). Instead each row's list is sorted (stable: equal indices keep
+// increasing j) and one thread per (row, segment start, column) handles one destination: it
+// walks the segment of its index in increasing j, adding (scatter_add) or keeping the last
+// (scatter) in the element type, the same operands in the same order as the serial walk, so the
+// results are bit-identical to it. Distinct indices (routing) make every thread independent.
+//
 // Offsets: the column's offset in each tensor comes from a Geom of index's shape with dim set to
 // size 1 (or, for gather, x's strides with the stride at dim zeroed); index * stride[dim] then
 // picks the element along dim.
@@ -28,6 +38,7 @@
 
 #include "core/ops/copy.h"
 #include "core/ops/indexing.h"
+#include "core/ops/sort.h"
 #include "cuda/kernels/common.cuh"
 
 namespace colt5::cuda {
@@ -75,6 +86,34 @@ __global__ void scatter_kernel(T* out, Geom og, int64_t size, int64_t out_step, 
       else
         dst = v;
     }
+  }
+}
+
+// Rows of one index (see the top): sorted[o, p] / perm[o, p] the row's indices in stable order and
+// their positions j; threads over (o, p, e), e the column inside the row (inner, fastest).
+template <class T>
+__global__ void scatter_sorted_kernel(T* out, Geom og, int64_t size, int64_t out_step, const int64_t* sorted,
+                                      const int64_t* perm, const T* src, Geom sg, int64_t src_step, int64_t rows,
+                                      int64_t len, int64_t inner, bool accumulate, unsigned long long* flag) {
+  const int64_t total = rows * len * inner;
+  for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < total; t += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t e = t % inner, p = (t / inner) % len, o = t / (inner * len);
+    const int64_t* row = sorted + o * len;
+    const int64_t i = row[p];
+    if (p > 0 && row[p - 1] == i) continue;  // not the first of its segment
+    if (i < 0 || i >= size) {
+      report(flag, i);
+      continue;
+    }
+    const int64_t c = o * inner + e;
+    T& dst = out[offset_of(og, c) + i * out_step];
+    const int64_t so = offset_of(sg, c);
+    T acc = dst;
+    for (int64_t q = p; q < len && row[q] == i; ++q) {
+      const T v = src[so + perm[o * len + q] * src_step];
+      acc = accumulate ? acc + v : v;
+    }
+    dst = acc;
   }
 }
 
@@ -135,6 +174,33 @@ void scatter(Tensor& out, int64_t dim, const Tensor& index, const Tensor& src, b
   const Geom sg = make_geom(col_shape, src.strides());
   const int64_t size = out.shape()[dim];
   cudaStream_t s = stream_for(out);
+  // Rows of one index? (index's strides after dim all 0, or sizes 1)
+  bool rows_of_one = is_floating(out.dtype()) && len > 8;
+  int64_t rows = 1, inner = 1;
+  for (int64_t d = 0; d < index.dim(); ++d) {
+    if (d < dim) rows *= index.shape()[d];
+    if (d > dim) {
+      inner *= index.shape()[d];
+      rows_of_one = rows_of_one && (index.strides()[d] == 0 || index.shape()[d] == 1);
+    }
+  }
+  if (rows_of_one) {
+    // The rows' lists [rows, len], contiguous, then sorted stably along len.
+    Shape lead(index.shape().begin(), index.shape().begin() + dim + 1);
+    Shape lead_strides(index.strides().begin(), index.strides().begin() + dim + 1);
+    const Tensor lists = ops::contiguous(Tensor::make_view(index, lead, lead_strides, index.offset()));
+    const ops::SortResult sorted = ops::sort(Tensor::make_view(lists, {rows, len}, {len, 1}, lists.offset()), 1, false);
+    DeviceCheck chk(out);
+    visit_floating(out.dtype(), op, [&]<class T>() {
+      scatter_sorted_kernel<T><<<grid_for(rows * len * inner, kThreads), kThreads, 0, s>>>(
+          static_cast<T*>(out.raw_data()), og, size, out.strides()[dim],
+          static_cast<const int64_t*>(sorted.values.raw_data()), static_cast<const int64_t*>(sorted.indices.raw_data()),
+          static_cast<const T*>(src.raw_data()), sg, src.strides()[dim], rows, len, inner, accumulate, chk.flag());
+    });
+    COLT5_CHECK_LAUNCH("scatter_sorted_kernel", s);
+    check_indices(chk, index, size, dim, op, arg);
+    return;
+  }
   DeviceCheck chk(out);
   visit_all(out.dtype(), [&]<class T>() {
     scatter_kernel<T><<<grid_for(cols, kThreads), kThreads, 0, s>>>(

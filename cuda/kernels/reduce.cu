@@ -3,8 +3,12 @@
 // inner == 1 (reducing the last dim): one block per row, each thread strides over the row,
 // then a fixed-order tree in shared memory. Rows of any length (1M and more) work: a block
 // loops. inner > 1: one thread per (outer, inner) column, looping over n; neighbouring threads
-// read neighbouring addresses (coalesced). No atomics anywhere: results are deterministic.
+// read neighbouring addresses (coalesced). A sum over few long columns (a bias gradient: 128
+// columns of 16384 rows) would leave the GPU nearly idle that way, so there the columns are cut
+// into S pieces: one thread per (piece, column) sums its piece, then one per column adds the S
+// partial sums in order. No atomics anywhere: results are deterministic.
 // Float accumulates in double (as on the CPU).
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 
@@ -133,6 +137,34 @@ __global__ void reduce_columns_kernel(ReduceOp op, const T* x, int64_t outer, in
   }
 }
 
+// Sums of columns in pieces: partial[s, c] = sum of column c over rows [s*piece, (s+1)*piece).
+template <class T>
+__global__ void sum_pieces_kernel(const T* x, int64_t outer, int64_t n, int64_t inner, int64_t piece, int64_t pieces,
+                                  acc_t<T>* partial) {
+  using A = acc_t<T>;
+  const int64_t cols = outer * inner;
+  for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < cols * pieces;
+       t += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t c = t % cols, sidx = t / cols;
+    const int64_t o = c / inner, i = c % inner;
+    const T* col = x + o * n * inner + i;
+    const int64_t end = (sidx + 1) * piece < n ? (sidx + 1) * piece : n;
+    A acc = 0;
+    for (int64_t j = sidx * piece; j < end; ++j) acc += A(col[j * inner]);
+    partial[t] = acc;
+  }
+}
+
+template <class T>
+__global__ void sum_partials_columns_kernel(const acc_t<T>* partial, int64_t cols, int64_t pieces, T* out) {
+  using A = acc_t<T>;
+  for (int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; c < cols; c += int64_t(gridDim.x) * blockDim.x) {
+    A acc = 0;
+    for (int64_t sidx = 0; sidx < pieces; ++sidx) acc += partial[sidx * cols + c];
+    out[c] = T(acc);
+  }
+}
+
 }  // namespace
 
 void reduce(ReduceOp op, const Tensor& x, int64_t outer, int64_t n, int64_t inner, Tensor& out) {
@@ -144,6 +176,17 @@ void reduce(ReduceOp op, const Tensor& x, int64_t outer, int64_t n, int64_t inne
     if (inner == 1) {
       COLT5_CHECK(outer <= 0x7fffffff, "reduce: too many rows (", outer, ") for one launch");
       reduce_rows_kernel<T><<<unsigned(outer), kThreads, 0, s>>>(op, xs, n, o, oi);
+    } else if (op == ReduceOp::Sum && outer * inner < (int64_t(1) << 15) && n >= 512) {
+      // Few long columns: pieces of >= 64 rows, enough of them for ~2^17 threads in all.
+      const int64_t cols = outer * inner;
+      const int64_t pieces = std::max<int64_t>(1, std::min<int64_t>(n / 64, (int64_t(1) << 17) / cols));
+      const int64_t piece = (n + pieces - 1) / pieces;
+      const DType acc_dtype = std::is_floating_point_v<T> ? DType::Float64 : DType::Int64;
+      Tensor partial = Tensor::empty({pieces * cols}, acc_dtype, out.device());
+      auto* ps = static_cast<acc_t<T>*>(partial.raw_data());
+      sum_pieces_kernel<T><<<grid_for(pieces * cols), kThreads, 0, s>>>(xs, outer, n, inner, piece, pieces, ps);
+      COLT5_CHECK_LAUNCH("sum_pieces_kernel", s);
+      sum_partials_columns_kernel<T><<<grid_for(cols), kThreads, 0, s>>>(ps, cols, pieces, o);
     } else {
       reduce_columns_kernel<T><<<grid_for(outer * inner), kThreads, 0, s>>>(op, xs, outer, n, inner, o, oi);
     }
