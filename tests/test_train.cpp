@@ -238,7 +238,7 @@ TEST_CASE("train program: bad flags and files exit non-zero with a message") {
   const Run help = run_train("--help");
   CHECK(help.status == 0);
   for (const char* flag : {"--data", "--steps", "--lr", "--batch-size", "--grad-accum", "--resume", "--out",
-                           "--device", "--seed", "--checkpoint-every", "--eval-every"})
+                           "--device", "--seed", "--checkpoint-every", "--eval-every", "--cuda-graph"})
     CHECK(help.output.find(flag) != std::string::npos);
 
   Run r = run_train("--steps 0");
@@ -258,6 +258,12 @@ TEST_CASE("train program: bad flags and files exit non-zero with a message") {
   r = run_train("--resume /nonexistent/ck.safetensors");
   CHECK(r.status == 1);
   CHECK(r.output.find("ck.safetensors") != std::string::npos);
+  r = run_train("--device cpu --cuda-graph sometimes --steps 1 --out /tmp/colt5_test_train_flags");
+  CHECK(r.status == 1);
+  CHECK(r.output.find("flag --cuda-graph: expected auto, on or off, got \"sometimes\"") != std::string::npos);
+  r = run_train("--device cpu --cuda-graph on --steps 1 --out /tmp/colt5_test_train_flags");
+  CHECK(r.status == 1);
+  CHECK(r.output.find("flag --cuda-graph: CUDA graphs need a GPU, and this run is on cpu") != std::string::npos);
   r = run_train("--no-such-flag");
   CHECK(r.status != 0);
 

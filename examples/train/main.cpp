@@ -131,6 +131,8 @@ int run(int argc, char** argv) {
   if (!cfg.data_path.empty()) cfg.task = "text";
   cfg.derive();
   cfg.validate();
+  COLT5_CHECK(cuda_graph == "auto" || cuda_graph == "on" || cuda_graph == "off",
+              "flag --cuda-graph: expected auto, on or off, got \"", cuda_graph, "\"");
   if (!resume.empty()) {
     const std::string diff = cfg.resume_mismatch(base);
     COLT5_CHECK(diff.empty(), "flag --resume: ", diff, "; a resumed run keeps the task, data, model and optimizer ",
@@ -145,6 +147,7 @@ int run(int argc, char** argv) {
   // started from.
   cfg.out_dir = std::filesystem::absolute(cfg.out_dir).lexically_normal().string();
   Trainer t(cfg);
+  t.set_cuda_graph(cuda_graph == "on" || (cuda_graph == "auto" && t.device().is_cuda()));
   if (!resume.empty()) {
     t.load_checkpoint(resume);
     COLT5_CHECK(t.step() < cfg.steps, "flag --steps: the checkpoint has done ", t.step(), " steps already; give --steps > ",
@@ -162,9 +165,6 @@ int run(int argc, char** argv) {
              ckpt, ", replace it with --overwrite, or give another --out"));
 
   const bool on_gpu = t.device().type == DeviceType::CUDA;
-  COLT5_CHECK(cuda_graph == "auto" || cuda_graph == "on" || cuda_graph == "off",
-              "flag --cuda-graph: expected auto, on or off, got \"", cuda_graph, "\"");
-  t.set_cuda_graph(cuda_graph == "on" || (cuda_graph == "auto" && on_gpu));
 
   const auto& m = cfg.model;
   fmt::print("colt5 train: task {}, device {}, {} parameters\n", cfg.task, t.device().name(), t.model().num_parameters());
