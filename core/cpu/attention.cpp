@@ -1,5 +1,6 @@
 // CPU reference kernels of heavy attention (contract and math in core/ops/attention.h): plain
-// loops over (b, h, query), one row of scores at a time, accumulating in double for both dtypes.
+// loops over (b, h, query), one row of scores at a time, accumulating in double for both dtypes;
+// the (b, h) rows run on several cores (core/cpu/parallel.h), with the same results.
 //
 // Dims legend: b batch, h heads, n queries, m keys, d head dim, r routes (head hh uses route
 // hh / (h / r)), J = m + 1 key slots with a null key (slot 0) or J = m without.
@@ -18,6 +19,7 @@
 #include <limits>
 #include <vector>
 
+#include "core/cpu/parallel.h"
 #include "core/ops/attention.h"
 
 namespace colt5::cpu {
@@ -120,24 +122,25 @@ void attention_forward(const AttentionInputs& in, Tensor& out, Tensor& lse) {
     const View<T> a(in);
     T* os = static_cast<T*>(out.raw_data());
     T* ls = static_cast<T*>(lse.raw_data());
-    std::vector<double> s(a.J), acc(a.d), kt(a.J * a.d), vt(a.J * a.d), qt(a.n * a.d);
-    for (int64_t bi = 0; bi < a.b; ++bi)
-      for (int64_t hh = 0; hh < a.h; ++hh) {
-        const bool full = a.fully_masked(bi, hh);
-        a.head(bi, hh, kt, vt, qt);
-        for (int64_t i = 0; i < a.n; ++i) {
-          const double L = a.scores(bi, hh, &qt[i * a.d], kt, full, s);
-          std::fill(acc.begin(), acc.end(), 0.0);
-          for (int64_t j = 0; j < a.J; ++j) {
-            const double p = std::exp(s[j] - L);
-            if (p == 0.0) continue;
-            for (int64_t e = 0; e < a.d; ++e) acc[e] += p * vt[j * a.d + e];
-          }
-          const int64_t row = (bi * a.h + hh) * a.n + i;
-          for (int64_t e = 0; e < a.d; ++e) os[row * a.d + e] = T(acc[e]);
-          ls[row] = T(L);
+    // One (batch, head) row per task: its outputs are its own.
+    parallel_rows(a.b * a.h, double(a.n * a.J * a.d), [&](int64_t bh) {
+      const int64_t bi = bh / a.h, hh = bh % a.h;
+      std::vector<double> s(a.J), acc(a.d), kt(a.J * a.d), vt(a.J * a.d), qt(a.n * a.d);
+      const bool full = a.fully_masked(bi, hh);
+      a.head(bi, hh, kt, vt, qt);
+      for (int64_t i = 0; i < a.n; ++i) {
+        const double L = a.scores(bi, hh, &qt[i * a.d], kt, full, s);
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (int64_t j = 0; j < a.J; ++j) {
+          const double p = std::exp(s[j] - L);
+          if (p == 0.0) continue;
+          for (int64_t e = 0; e < a.d; ++e) acc[e] += p * vt[j * a.d + e];
         }
+        const int64_t row = (bi * a.h + hh) * a.n + i;
+        for (int64_t e = 0; e < a.d; ++e) os[row * a.d + e] = T(acc[e]);
+        ls[row] = T(L);
       }
+    });
   });
 }
 
@@ -145,78 +148,92 @@ void attention_backward(const AttentionInputs& in, const Tensor& out, const Tens
                         AttentionGrads& grads) {
   visit_floating(in.q.dtype(), "attention_backward", [&]<class T>() {
     const View<T> a(in);
-    const int64_t d = a.d, J = a.J;
+    const int64_t d = a.d, J = a.J, R = a.b * a.h;
     const T* os = static_cast<const T*>(out.raw_data());
     const T* ls = static_cast<const T*>(lse.raw_data());
     const T* gs = static_cast<const T*>(g.raw_data());
     auto mut = [](Tensor& t) { return t.defined() ? static_cast<T*>(t.raw_data()) : nullptr; };
     T *dq = mut(grads.dq), *dk = mut(grads.dk), *dv = mut(grads.dv), *dnk = mut(grads.dnull_k),
       *dnv = mut(grads.dnull_v), *dskv = mut(grads.dscore_kv), *dsq = mut(grads.dscore_q);
-    // Sums over heads / batch, in increasing order: [b, r, m], [b, n], [h, d] x 2.
-    std::vector<double> skv_acc(dskv ? a.b * a.r * a.m : 0, 0.0), sq_acc(dsq ? a.b * a.n : 0, 0.0);
-    std::vector<double> nk_acc(dnk ? a.h * d : 0, 0.0), nv_acc(dnv ? a.h * d : 0, 0.0);
-    std::vector<double> s(J), dk_acc(J * d), dv_acc(J * d), dqt(d), kt(J * d), vt(J * d), qt(a.n * d);
-    for (int64_t bi = 0; bi < a.b; ++bi)
-      for (int64_t hh = 0; hh < a.h; ++hh) {
-        const bool full = a.fully_masked(bi, hh);
-        a.head(bi, hh, kt, vt, qt);
-        std::fill(dk_acc.begin(), dk_acc.end(), 0.0);
-        std::fill(dv_acc.begin(), dv_acc.end(), 0.0);
-        for (int64_t i = 0; i < a.n; ++i) {
-          const int64_t row = (bi * a.h + hh) * a.n + i;
-          const T* gi = gs + row * d;
-          // p from the saved lse (the scores are recomputed; only the mask rule comes from `full`)
-          const double* qi = &qt[i * d];
-          a.scores(bi, hh, qi, kt, full, s);
-          const double L = double(ls[row]);
-          double Di = 0;
-          for (int64_t e = 0; e < d; ++e) Di += double(gi[e]) * double(os[row * d + e]);
-          std::fill(dqt.begin(), dqt.end(), 0.0);
-          for (int64_t j = 0; j < J; ++j) {
-            const double p = std::exp(s[j] - L);
-            if (p == 0.0) continue;
-            for (int64_t e = 0; e < d; ++e) dv_acc[j * d + e] += p * double(gi[e]);
-            if (full || a.masked(bi, hh, j)) continue;  // ds = 0 on masked slots
-            double dp = 0;
-            for (int64_t e = 0; e < d; ++e) dp += double(gi[e]) * vt[j * d + e];
-            const double ds = p * (dp - Di) * a.scale;  // scale folded in: ds * scale
-            for (int64_t e = 0; e < d; ++e) {
-              dqt[e] += ds * kt[j * d + e];
-              dk_acc[j * d + e] += ds * qi[e];
-            }
-          }
-          const double sqi = a.sq ? double(a.sq[bi * a.n + i]) : 1.0;
-          if (dq)
-            for (int64_t e = 0; e < d; ++e) dq[row * d + e] = T(sqi * dqt[e]);
-          if (dsq) {
-            double t = 0;
-            for (int64_t e = 0; e < d; ++e) t += dqt[e] * double(a.q[row * d + e]);
-            sq_acc[bi * a.n + i] += t;
+    // Sums over heads / batch: [b, r, m], [b, n], [h, d] x 2. Each (batch, head) row adds one
+    // term to each of its entries; the rows run in parallel, so each keeps its terms (part_*),
+    // and they are added afterwards in row order (b outer, h inner), the serial loop's order:
+    // the same sums, bit for bit.
+    std::vector<double> part_sq(dsq ? R * a.n : 0), part_skv(dskv ? R * a.m : 0), part_nk(dnk ? R * d : 0),
+        part_nv(dnv ? R * d : 0);
+    parallel_rows(R, double(3 * a.n * J * d), [&](int64_t bh) {
+      const int64_t bi = bh / a.h, hh = bh % a.h;
+      std::vector<double> s(J), dk_acc(J * d, 0.0), dv_acc(J * d, 0.0), dqt(d), kt(J * d), vt(J * d), qt(a.n * d);
+      const bool full = a.fully_masked(bi, hh);
+      a.head(bi, hh, kt, vt, qt);
+      for (int64_t i = 0; i < a.n; ++i) {
+        const int64_t row = (bi * a.h + hh) * a.n + i;
+        const T* gi = gs + row * d;
+        // p from the saved lse (the scores are recomputed; only the mask rule comes from `full`)
+        const double* qi = &qt[i * d];
+        a.scores(bi, hh, qi, kt, full, s);
+        const double L = double(ls[row]);
+        double Di = 0;
+        for (int64_t e = 0; e < d; ++e) Di += double(gi[e]) * double(os[row * d + e]);
+        std::fill(dqt.begin(), dqt.end(), 0.0);
+        for (int64_t j = 0; j < J; ++j) {
+          const double p = std::exp(s[j] - L);
+          if (p == 0.0) continue;
+          for (int64_t e = 0; e < d; ++e) dv_acc[j * d + e] += p * double(gi[e]);
+          if (full || a.masked(bi, hh, j)) continue;  // ds = 0 on masked slots
+          double dp = 0;
+          for (int64_t e = 0; e < d; ++e) dp += double(gi[e]) * vt[j * d + e];
+          const double ds = p * (dp - Di) * a.scale;  // scale folded in: ds * scale
+          for (int64_t e = 0; e < d; ++e) {
+            dqt[e] += ds * kt[j * d + e];
+            dk_acc[j * d + e] += ds * qi[e];
           }
         }
-        // the slots' gradients: null key (slot 0) into the [h, d] sums, real keys through the scores
-        for (int64_t j = 0; j < J; ++j) {
-          const int64_t t = a.key_of(j);
-          if (t < 0) {
-            for (int64_t e = 0; e < d; ++e) {
-              if (dnk) nk_acc[hh * d + e] += dk_acc[j * d + e];
-              if (dnv) nv_acc[hh * d + e] += dv_acc[j * d + e];
-            }
-            continue;
-          }
-          const int64_t krow = ((bi * a.h + hh) * a.m + t) * d;
-          const double sc = a.skv ? double(a.skv[a.route_row(bi, hh) + t]) : 1.0;
-          const double sk = a.mkbs ? sc : 1.0;
-          double dsc = 0;
-          for (int64_t e = 0; e < d; ++e) {
-            if (dk) dk[krow + e] = T(sk * dk_acc[j * d + e]);
-            if (dv) dv[krow + e] = T(sc * dv_acc[j * d + e]);
-            dsc += dv_acc[j * d + e] * double(a.v[krow + e]);
-            if (a.mkbs) dsc += dk_acc[j * d + e] * double(a.k[krow + e]);
-          }
-          if (dskv) skv_acc[a.route_row(bi, hh) + t] += dsc;
+        const double sqi = a.sq ? double(a.sq[bi * a.n + i]) : 1.0;
+        if (dq)
+          for (int64_t e = 0; e < d; ++e) dq[row * d + e] = T(sqi * dqt[e]);
+        if (dsq) {
+          double t = 0;
+          for (int64_t e = 0; e < d; ++e) t += dqt[e] * double(a.q[row * d + e]);
+          part_sq[bh * a.n + i] = t;
         }
       }
+      // the slots' gradients: null key (slot 0) into the [h, d] sums, real keys through the scores
+      for (int64_t j = 0; j < J; ++j) {
+        const int64_t t = a.key_of(j);
+        if (t < 0) {
+          for (int64_t e = 0; e < d; ++e) {
+            if (dnk) part_nk[bh * d + e] = dk_acc[j * d + e];
+            if (dnv) part_nv[bh * d + e] = dv_acc[j * d + e];
+          }
+          continue;
+        }
+        const int64_t krow = ((bi * a.h + hh) * a.m + t) * d;
+        const double sc = a.skv ? double(a.skv[a.route_row(bi, hh) + t]) : 1.0;
+        const double sk = a.mkbs ? sc : 1.0;
+        double dsc = 0;
+        for (int64_t e = 0; e < d; ++e) {
+          if (dk) dk[krow + e] = T(sk * dk_acc[j * d + e]);
+          if (dv) dv[krow + e] = T(sc * dv_acc[j * d + e]);
+          dsc += dv_acc[j * d + e] * double(a.v[krow + e]);
+          if (a.mkbs) dsc += dk_acc[j * d + e] * double(a.k[krow + e]);
+        }
+        if (dskv) part_skv[bh * a.m + t] = dsc;
+      }
+    });
+    std::vector<double> skv_acc(dskv ? a.b * a.r * a.m : 0, 0.0), sq_acc(dsq ? a.b * a.n : 0, 0.0);
+    std::vector<double> nk_acc(dnk ? a.h * d : 0, 0.0), nv_acc(dnv ? a.h * d : 0, 0.0);
+    for (int64_t bh = 0; bh < R; ++bh) {
+      const int64_t bi = bh / a.h, hh = bh % a.h;
+      if (dsq)
+        for (int64_t i = 0; i < a.n; ++i) sq_acc[bi * a.n + i] += part_sq[bh * a.n + i];
+      if (dskv)
+        for (int64_t t = 0; t < a.m; ++t) skv_acc[a.route_row(bi, hh) + t] += part_skv[bh * a.m + t];
+      for (int64_t e = 0; e < d; ++e) {
+        if (dnk && a.has_null) nk_acc[hh * d + e] += part_nk[bh * d + e];
+        if (dnv && a.has_null) nv_acc[hh * d + e] += part_nv[bh * d + e];
+      }
+    }
     for (size_t x = 0; x < skv_acc.size(); ++x) dskv[x] = T(skv_acc[x]);
     for (size_t x = 0; x < sq_acc.size(); ++x) dsq[x] = T(sq_acc[x]);
     for (size_t x = 0; x < nk_acc.size(); ++x) dnk[x] = T(nk_acc[x]);

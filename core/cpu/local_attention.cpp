@@ -33,6 +33,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/cpu/parallel.h"
 #include "core/ops/attention.h"
 
 namespace colt5::cpu {
@@ -76,25 +77,6 @@ inline bool masked(const Geometry& g, const bool* mrow, int64_t t, int64_t u) {
   }
   if (mrow != nullptr && (u >= g.n || !mrow[u])) return true;
   return false;
-}
-
-// Runs f(r) for r in [0, R), rows split in contiguous blocks across threads when the work is large.
-template <class F>
-void parallel_rows(int64_t R, double work_per_row, F&& f) {
-  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
-  const int64_t threads = std::min<int64_t>({int64_t(hw), R, int64_t(work_per_row * double(R) / 2e5) + 1});
-  if (threads <= 1) {
-    for (int64_t r = 0; r < R; ++r) f(r);
-    return;
-  }
-  std::vector<std::thread> pool;
-  const int64_t per = (R + threads - 1) / threads;
-  for (int64_t t = 1; t < threads; ++t)
-    pool.emplace_back([&, t] {
-      for (int64_t r = t * per; r < std::min(R, (t + 1) * per); ++r) f(r);
-    });
-  for (int64_t r = 0; r < std::min(R, per); ++r) f(r);
-  for (auto& th : pool) th.join();
 }
 
 // The key / value range of window qw, as double scratch: rows [u][d] and transposed [d][u]
