@@ -167,10 +167,7 @@ void DeferredChecks::raise_from_mirror() const {
 
 unsigned long long* DeferredChecks::reserve(int device) {
   COLT5_CHECK(!full(), "cuda: internal error: no free check slot (the caller waits first)");
-  if (!dev_) {
-    // Inside a capture cudaMalloc/cudaMemset are not allowed: capture_graph allocates first.
-    ensure_slots(device);
-  }
+  ensure_slots(device);  // first use (a graph's slots are made before its capture begins)
   raise_.emplace_back();  // no raise until set_raise: a launch that failed reports nothing
   return dev_ + 2 * (raise_.size() - 1);
 }

@@ -288,16 +288,17 @@ void AdamW::place_state(Device d) {
   Tensor steps = steps_dev_.defined() ? ops::to_device(steps_dev_, d) : ops::to_device(zeros({int64_t(num_params())}, DType::Int64), d);
   steps_dev_ = ops::clone(steps);
   for (size_t i = 0; i < count_.size(); ++i)
-    if (count_[i].defined()) count_[i] = Tensor::make_view(steps_dev_, {}, {}, int64_t(i));
+    if (count_[i].defined()) count_[i] = count_view(i);
   lr_dev_ = Tensor();
   lr_staged_.clear();
 }
 
+Tensor AdamW::count_view(size_t i) const { return Tensor::make_view(steps_dev_, {}, {}, int64_t(i)); }
+
 void AdamW::set_count(size_t i, int64_t value) {
   place_state(param_at(i).device());
-  Tensor view = Tensor::make_view(steps_dev_, {}, {}, int64_t(i));
-  ops::copy_(view, from_vector<int64_t>({value}, {}));
-  count_[i] = view;
+  count_[i] = count_view(i);
+  ops::copy_(count_[i], from_vector<int64_t>({value}, {}));
 }
 
 void AdamW::stage_lr() {
@@ -316,29 +317,20 @@ void AdamW::step() {
   NoGradGuard no_grad;
   // One list per (device, dtype) of the parameters that have a gradient (usually one list).
   std::map<std::pair<int, int>, AdamWLists> lists;
-  size_t group_index = 0;
-  std::vector<size_t> group_of(num_params());
-  {
-    size_t i = 0;
-    for (auto& g : groups_) {
-      for (size_t k = 0; k < g.params.size(); ++k) group_of[i++] = group_index;
-      ++group_index;
-    }
-  }
   for_each_with_grad([&](size_t i, ParamGroup& g, Tensor& p) {
     COLT5_CHECK(p.is_contiguous(), "AdamW: argument 'params' expected contiguous parameters");
     if (!exp_avg_[i].defined()) exp_avg_[i] = zeros(p.shape(), p.dtype(), p.device());
     if (!exp_avg_sq_[i].defined()) exp_avg_sq_[i] = zeros(p.shape(), p.dtype(), p.device());
     if (!count_[i].defined()) {
       place_state(p.device());
-      count_[i] = Tensor::make_view(steps_dev_, {}, {}, int64_t(i));
+      count_[i] = count_view(i);
     }
     AdamWLists& l = lists[{int(p.device().type) * 1024 + p.device().index, int(p.dtype())}];
     l.params.push_back(p.detach());
     l.grads.push_back(ops::contiguous(ops::to_dtype(p.grad().detach(), p.dtype())));
     l.exp_avg.push_back(exp_avg_[i]);
     l.exp_avg_sq.push_back(exp_avg_sq_[i]);
-    l.lr_index.push_back(int64_t(group_of[i]));
+    l.lr_index.push_back(int64_t(&g - groups_.data()));  // the group's row of lr_dev_
     l.step_index.push_back(int64_t(i));
     l.weight_decay.push_back(g.weight_decay);
   });

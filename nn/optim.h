@@ -170,6 +170,7 @@ private:
   // The counters (int64 [params]) and learning rates (float64 [groups]) on `d`, made or moved
   // there when needed.
   void place_state(Device d);
+  Tensor count_view(size_t i) const;  // parameter i's counter: element i of steps_dev_
   AdamWOptions opts_;
   std::vector<Tensor> exp_avg_, exp_avg_sq_;
   std::vector<Tensor> count_;     // views of steps_dev_, defined once parameter i was updated

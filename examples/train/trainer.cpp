@@ -80,6 +80,13 @@ void Trainer::set_cuda_graph(bool on) {
   if (!on) graph_.reset();
 }
 
+std::vector<nn::Batch> Trainer::train_batches(bool to_device) const {
+  std::vector<nn::Batch> batches;
+  for (int64_t i = 0; i < cfg_.grad_accum; ++i)
+    batches.push_back(make_batch(nn::Split::Train, static_cast<uint64_t>(step_ * cfg_.grad_accum + i), to_device));
+  return batches;
+}
+
 Tensor Trainer::step_on(const std::vector<nn::Batch>& batches) {
   const double k = static_cast<double>(batches.size());
   Tensor loss_sum;
@@ -96,11 +103,12 @@ Tensor Trainer::step_on(const std::vector<nn::Batch>& batches) {
   return stack({loss_sum.reshape({1}), gnorm.reshape({1}).to(device_)}, 0).reshape({2});
 }
 
-StepStats Trainer::finish_step(const Tensor& stats, double lr, int64_t tokens, std::chrono::steady_clock::time_point t0,
-                               bool graphed) {
+StepStats Trainer::finish_step(const Tensor& stats, const std::vector<nn::Batch>& batches, double lr,
+                               std::chrono::steady_clock::time_point t0, bool graphed) {
   const std::vector<double> v = stats.to(kCPU).contiguous().to_vector<double>();  // the step's one wait
   StepStats st;
-  st.loss = v[0], st.grad_norm = v[1], st.lr = lr, st.tokens = tokens, st.graphed = graphed;
+  st.loss = v[0], st.grad_norm = v[1], st.lr = lr, st.graphed = graphed;
+  for (const nn::Batch& b : batches) st.tokens += b.inputs.numel();
   COLT5_CHECK(std::isfinite(st.loss), "training diverged at step ", step_ + 1, ": the loss is ", st.loss,
               " (try a lower --lr, or --clip)");
   ++step_;
@@ -114,11 +122,7 @@ StepStats Trainer::finish_step(const Tensor& stats, double lr, int64_t tokens, s
 
 // Capture the step on the tensors of graph_batches_; false (graph_status_ says why) if it fails.
 bool Trainer::try_capture() {
-  graph_batches_.clear();
-  for (int64_t i = 0; i < cfg_.grad_accum; ++i) {
-    const nn::Batch b = make_batch(nn::Split::Train, static_cast<uint64_t>(step_ * cfg_.grad_accum + i));
-    graph_batches_.push_back({ops::clone(b.inputs), ops::clone(b.targets)});
-  }
+  graph_batches_ = train_batches(true);  // fresh device tensors, kept: the graph reads them
   opt_->stage_lr();  // the capture's step() must find the learning rate staged already
   try {
     graph_ = capture_graph(device_, [&] { graph_stats_ = step_on(graph_batches_); });
@@ -144,28 +148,22 @@ StepStats Trainer::train_step() {
   if (graph_wanted_ && !graph_ && eager_steps_ >= kWarmup) try_capture();
   if (graph_) {
     if (!graph_fresh_) {  // the capture itself prepared the first replay's batches and lr
-      for (int64_t i = 0; i < cfg_.grad_accum; ++i) {
-        const nn::Batch b = make_batch(nn::Split::Train, static_cast<uint64_t>(step_ * cfg_.grad_accum + i), false);
-        ops::copy_(graph_batches_[i].inputs, b.inputs);  // in place: the graph reads these addresses
-        ops::copy_(graph_batches_[i].targets, b.targets);
+      const std::vector<nn::Batch> host = train_batches(false);
+      for (size_t i = 0; i < host.size(); ++i) {
+        ops::copy_(graph_batches_[i].inputs, host[i].inputs);  // in place: the graph reads these addresses
+        ops::copy_(graph_batches_[i].targets, host[i].targets);
       }
       opt_->stage_lr();
     }
     graph_->replay();
     if (!graph_fresh_) opt_->count_replayed_step();
     graph_fresh_ = false;
-    int64_t tokens = 0;
-    for (const nn::Batch& b : graph_batches_) tokens += b.inputs.numel();
-    return finish_step(graph_stats_, lr, tokens, t0, true);
+    return finish_step(graph_stats_, graph_batches_, lr, t0, true);
   }
-  std::vector<nn::Batch> batches;
-  for (int64_t i = 0; i < cfg_.grad_accum; ++i)
-    batches.push_back(make_batch(nn::Split::Train, static_cast<uint64_t>(step_ * cfg_.grad_accum + i)));
+  const std::vector<nn::Batch> batches = train_batches(true);
   const Tensor stats = step_on(batches);
   ++eager_steps_;
-  int64_t tokens = 0;
-  for (const nn::Batch& b : batches) tokens += b.inputs.numel();
-  return finish_step(stats, lr, tokens, t0, false);
+  return finish_step(stats, batches, lr, t0, false);
 }
 
 EvalResult Trainer::evaluate(bool heavy, std::optional<int64_t> batches) {

@@ -112,8 +112,10 @@ private:
   // The step's work on given micro-batches: forward, backward, clipping, AdamW, zero_grad; returns
   // float64 [2] = {mean loss, gradient norm} on the device (nothing is read back).
   Tensor step_on(const std::vector<nn::Batch>& batches);
-  StepStats finish_step(const Tensor& stats, double lr, int64_t tokens, std::chrono::steady_clock::time_point t0,
-                        bool graphed);
+  // This step's micro-batches (on the device, or as made on the host).
+  std::vector<nn::Batch> train_batches(bool to_device) const;
+  StepStats finish_step(const Tensor& stats, const std::vector<nn::Batch>& batches, double lr,
+                        std::chrono::steady_clock::time_point t0, bool graphed);
   bool try_capture();
 
   TrainConfig cfg_;

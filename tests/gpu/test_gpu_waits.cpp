@@ -40,6 +40,23 @@ nn::ModelConfig small_config(const std::string& kind) {
   return c;
 }
 
+// A small model of `kind` on the GPU and a batch (4 x 64 tokens, its targets) drawn after it
+// from Generator(seed), on `data`.
+struct SmallRun {
+  std::unique_ptr<nn::Model> model;
+  Tensor tokens, targets;
+};
+SmallRun small_run(const std::string& kind, uint64_t seed, Device data) {
+  Generator gen(seed);
+  SmallRun r;
+  r.model = nn::make_model(small_config(kind), &gen);
+  r.model->to(gpu());
+  const int64_t b = 4, n = 64;
+  r.tokens = randint(0, 32, {b, n}, DType::Int64, data, &gen);
+  r.targets = kind == "lm" ? randint(0, 32, {b * n}, DType::Int64, data, &gen) : randint(0, 5, {b}, DType::Int64, data, &gen);
+  return r;
+}
+
 }  // namespace
 
 TEST_CASE("gpu: a bad index or target is reported at the next wait with the op's name; the device stays usable") {
@@ -81,13 +98,9 @@ TEST_CASE("gpu: forward + backward of the routed encoder and of the LM make no h
   }
   for (const std::string kind : {"encoder", "lm"}) {
     CAPTURE(kind);
-    Generator gen(3);
-    std::unique_ptr<nn::Model> model = nn::make_model(small_config(kind), &gen);
-    model->to(gpu());
-    const int64_t b = 4, n = 64;
-    const Tensor tokens = randint(0, 32, {b, n}, DType::Int64, gpu(), &gen);
-    const Tensor targets = kind == "lm" ? randint(0, 32, {b * n}, DType::Int64, gpu(), &gen)
-                                        : randint(0, 5, {b}, DType::Int64, gpu(), &gen);
+    const SmallRun run = small_run(kind, 3, gpu());
+    const std::unique_ptr<nn::Model>& model = run.model;
+    const Tensor &tokens = run.tokens, &targets = run.targets;
     auto step = [&] {
       const Tensor logits = model->forward(tokens);
       cross_entropy(logits.reshape({-1, logits.size(-1)}), targets).backward();
@@ -112,14 +125,10 @@ TEST_CASE("gpu: a whole training step (forward, backward, clipping, AdamW) waits
   }
   for (const std::string kind : {"encoder", "lm"}) {
     CAPTURE(kind);
-    Generator gen(4);
-    std::unique_ptr<nn::Model> model = nn::make_model(small_config(kind), &gen);
-    model->to(gpu());
+    const SmallRun run = small_run(kind, 4, kCPU);  // the batch on the host: each step copies it
+    const std::unique_ptr<nn::Model>& model = run.model;
+    const Tensor &tokens_host = run.tokens, &targets_host = run.targets;
     nn::AdamW opt(nn::param_groups_for(*model, 0.01), nn::AdamWOptions{1e-3});
-    const int64_t b = 4, n = 64;
-    const Tensor tokens_host = randint(0, 32, {b, n}, DType::Int64, kCPU, &gen);
-    const Tensor targets_host = kind == "lm" ? randint(0, 32, {b * n}, DType::Int64, kCPU, &gen)
-                                             : randint(0, 5, {b}, DType::Int64, kCPU, &gen);
     auto step = [&](double lr) {
       opt.set_lr(lr);
       const Tensor tokens = tokens_host.to(gpu()), targets = targets_host.to(gpu());  // staged: no wait
