@@ -5,7 +5,7 @@
 //
 // Why lists: a model has tens to hundreds of parameters, most of them small; one launch per
 // parameter costs more than its arithmetic. On CUDA each op is one launch per table of up to
-// 32 tensors and 256 chunks of 65536 elements (cuda/kernels/multi_tensor.cuh; the table is a
+// 32 tensors and 256 chunks of 8192 elements (cuda/kernels/multi_tensor.cuh; the table is a
 // kernel argument, as in apex's multi_tensor_apply), so an AdamW step is a few launches.
 // Why device scalars: the learning rates, step counts and clipping factor are read by the
 // kernels from device memory, so a CUDA graph that captured the step stays right when they

@@ -9,13 +9,23 @@
 // common.cuh's block_reduce: a shuffle butterfly within each warp, then the warp results
 // combined in index order; a fixed order, so results are deterministic. No atomics.
 //
-// Forward, per iteration t: block max of z_t, block sum of exp(z_t - max), a_t for every
-// thread; thread 0 stores a_t. The output pass writes exp(min(s + a_T, 0) / eps_{T+1}).
+// The logsumexp of every iteration needs a shift m_t >= about max_j z_t,j so that no exp
+// overflows. z_t,j = (s_j + b_t-1,j) / eps_t = min(s_j, -a_t-1) / eps_t up to rounding, and min(., c)
+// and division by eps_t > 0 are monotone, so m_t = min(max_j s_j, -a_t-1) / eps_t (m_1 = 0) is the
+// row's maximum up to rounding: the row max of s is reduced once, at load time, and each
+// iteration needs one block reduction (a sum) instead of two. lse_t = m_t + log sum_j exp(z_t,j -
+// m_t) is exact for any m_t, so this changes results by rounding only (the CPU reference takes the
+// exact maximum).
+//
+// Forward, per iteration t: block sum of exp(z_t - m_t), a_t for every thread; thread 0 stores
+// a_t. The output pass writes exp(min(s + a_T, 0) / eps_{T+1}).
 //
 // Backward: the CPU reference walks t = T..1 accumulating ds_j; here the walk is split so that
 // ds_j lives in one register of the thread that owns j:
 //   pass 1 (t = 2..T): lse_t and c_t = sum_j p_t,j h_t,j do not depend on the adjoints, so the
-//          block computes them in forward order, with abar_T = sum_j gbar_j;
+//          block computes them in forward order, with abar_T = sum_j gbar_j; one reduction of the
+//          pair (sum_j e_j, sum_j e_j h_j), e_j = exp(z_t,j - m_t), gives both: lse_t = m_t +
+//          log(first), c_t = second / first;
 //   thread 0: abar_{t-1} = abar_t c_t for t = T..2, and dlogk = sum_t abar_t eps_t;
 //   pass 2: ds_j = gbar_j - sum_{t=2..T} abar_t exp(z_t,j - lse_t) [s_j + a_{t-1} <= 0].
 // lse_t and abar_t go through a small global scratch [blocks, 2T] (float64).
@@ -53,6 +63,7 @@ struct Row {
   const bool* mask;      // [n] or null
   const double* cs;      // [n] cached values, or null
   const unsigned char* ck;  // [n] cached keep flags
+  double smax;           // max of the kept s_j (the same in every thread)
   __device__ double value(int64_t j) const { return cs ? cs[j] : double(s[j]); }
   __device__ bool keep(int64_t j) const { return cs ? ck[j] != 0 : (mask == nullptr || mask[j]); }
 };
@@ -66,20 +77,49 @@ __device__ int64_t load_row(Row<T>& row, const T* s, const bool* mask, int64_t r
   row.mask = mask ? mask + r * n : nullptr;
   row.cs = nullptr;
   row.ck = nullptr;
-  double kept = 0;
+  double kept = 0, m = -INFINITY;
   if (cache) {
     unsigned char* ck = reinterpret_cast<unsigned char*>(smem + n);
     for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
-      smem[j] = double(row.s[j]);
+      const double v = double(row.s[j]);
+      smem[j] = v;
       ck[j] = row.mask == nullptr || row.mask[j] ? 1 : 0;
       kept += ck[j];
+      if (ck[j]) m = fmax(m, v);
     }
     row.cs = smem;
     row.ck = ck;
   } else {
-    for (int64_t j = threadIdx.x; j < n; j += blockDim.x) kept += row.keep(j) ? 1.0 : 0.0;
+    for (int64_t j = threadIdx.x; j < n; j += blockDim.x)
+      if (row.keep(j)) {
+        kept += 1.0;
+        m = fmax(m, row.value(j));
+      }
   }
+  row.smax = block_reduce(m, red, MaxOp{});
   return int64_t(block_reduce(kept, red, SumOp{}));  // its barriers publish the cache
+}
+
+// Block-wide sums of two values at once (the pair travels through one set of barriers), in
+// block_reduce's fixed order; `shared` holds 2 * kMaxThreads / 32 doubles.
+__device__ void block_sum2(double& x, double& y, double* shared) {
+  for (int offset = 16; offset > 0; offset >>= 1) {
+    x += __shfl_xor_sync(0xffffffffu, x, offset);
+    y += __shfl_xor_sync(0xffffffffu, y, offset);
+  }
+  const int warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  if (threadIdx.x % 32 == 0) {
+    shared[2 * warp] = x;
+    shared[2 * warp + 1] = y;
+  }
+  __syncthreads();
+  x = shared[0];
+  y = shared[1];
+  for (int w = 1; w < warps; ++w) {
+    x += shared[2 * w];
+    y += shared[2 * w + 1];
+  }
+  __syncthreads();
 }
 
 // z_t,j = (s_j + b_{t-1,j}) / eps_t (s + b_0 = 0).
@@ -87,13 +127,16 @@ __device__ __forceinline__ double shifted(double s, int64_t t, double a_prev, do
   return (t == 1 ? 0.0 : coor_descent_shift(s, a_prev)) / eps_t;
 }
 
-// logsumexp over the kept z_t,j of the row: block max, then block sum of exp(z - max).
+// The shift m_t of iteration t's logsumexp (see the top of the file).
+template <class T>
+__device__ double row_shift(const Row<T>& row, int64_t t, double a_prev, double eps_t) {
+  return t == 1 ? 0.0 : fmin(row.smax, -a_prev) / eps_t;
+}
+
+// logsumexp over the kept z_t,j of the row: one block sum of exp(z - m_t).
 template <class T>
 __device__ double row_lse(const Row<T>& row, int64_t n, int64_t t, double a_prev, double eps_t, double* red) {
-  double m = -INFINITY;
-  for (int64_t j = threadIdx.x; j < n; j += blockDim.x)
-    if (row.keep(j)) m = fmax(m, shifted(row.value(j), t, a_prev, eps_t));
-  m = block_reduce(m, red, MaxOp{});
+  const double m = row_shift(row, t, a_prev, eps_t);
   double sum = 0;
   for (int64_t j = threadIdx.x; j < n; j += blockDim.x)
     if (row.keep(j)) sum += exp(shifted(row.value(j), t, a_prev, eps_t) - m);
@@ -142,7 +185,7 @@ __global__ void __launch_bounds__(kMaxThreads)
     coor_descent_backward_kernel(const T* s, const bool* mask, const double* a, const T* g, T* ds, double* dlogk,
                                  double* work, int64_t rows, int64_t n, CoorDescentParams p, bool cache) {
   extern __shared__ double smem[];
-  __shared__ double red[kMaxThreads / 32];
+  __shared__ double red[2 * kMaxThreads / 32];
   const int64_t iters = p.n_iters;
   double* lse = work + int64_t(blockIdx.x) * 2 * iters;  // lse[t - 1] = lse_t
   double* abar = lse + iters;                            // abar[t - 1] = c_t, then dL/da_t
@@ -169,17 +212,19 @@ __global__ void __launch_bounds__(kMaxThreads)
     for (int64_t t = 2; t <= iters; ++t) {
       eps_t = coor_descent_next_eps(eps_t, p);
       const double a_prev = ar[t - 2];
-      const double l = row_lse(row, n, t, a_prev, eps_t, red);
-      double c = 0;
+      const double m = row_shift(row, t, a_prev, eps_t);
+      double sum = 0, c = 0;
       for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
         if (!row.keep(j)) continue;
         const double v = row.value(j);
-        if (v + a_prev > 0.0) c += exp(shifted(v, t, a_prev, eps_t) - l);
+        const double e = exp(shifted(v, t, a_prev, eps_t) - m);
+        sum += e;
+        if (v + a_prev > 0.0) c += e;
       }
-      c = block_reduce(c, red, SumOp{});
+      block_sum2(sum, c, red);
       if (threadIdx.x == 0) {
-        lse[t - 1] = l;
-        abar[t - 1] = c;
+        lse[t - 1] = m + log(sum);
+        abar[t - 1] = c / sum;
       }
     }
     // The adjoints of a_T..a_1, and of log k.
