@@ -5,6 +5,8 @@
 // number below differs from a module's default, it is one of the benchmark's fixed shapes (bench/README.md).
 #include "bench/workloads.h"
 
+#include "core/autocast.h"
+
 #include <memory>
 
 #include "autograd/ops.h"
@@ -206,10 +208,26 @@ std::function<Prepared(Device)> lm_step(int64_t b, int64_t n, LMShape s) {
 // is made on the host and copied, the loss is read back: both are part of the program's step);
 // with `graph`, the step replayed from a CUDA graph (captured after two warm-up steps, which the
 // benchmark's own warm-up covers).
-std::function<Prepared(Device)> train_step(bool gpu, bool graph = false) {
+// The same workload with its matrix products under autocast (core/autocast.h): bfloat16
+// operands, float32 accumulation, everything else float32. The reference's rows of the same name
+// run under torch.autocast(bfloat16).
+std::function<Prepared(Device)> bf16_products(std::function<Prepared(Device)> f) {
+  return [=](Device d) {
+    Prepared p = f(d);
+    p.call = [call = p.call] {
+      AutocastGuard guard(DType::BFloat16);
+      call();
+    };
+    p.note += p.note.empty() ? "autocast bf16 products" : ", autocast bf16 products";
+    return p;
+  };
+}
+
+std::function<Prepared(Device)> train_step(bool gpu, bool graph = false, const char* precision = "fp32") {
   return [=](Device) {
     train::TrainConfig cfg = train::preset("recall", gpu);
     cfg.device = gpu ? "cuda" : "cpu";
+    cfg.precision = precision;
     auto t = std::make_shared<train::Trainer>(cfg);
     t->set_cuda_graph(graph);
     Prepared p;
@@ -257,6 +275,13 @@ std::vector<Workload> make_list() {
   add("train_step/gpu-preset", GPU, true, "examples/train step, GPU preset (recall, b64 n256 dim 128)", train_step(true));
   add("train_step/gpu-preset-graph", GPU, true, "the same step replayed from a CUDA graph (train's default)",
       train_step(true, true));
+  add("train_step/gpu-preset-graph-bf16", GPU, true, "the graphed step with --precision bf16",
+      train_step(true, true, "bf16"));
+  add("lm_step/b4n2048-bf16", GPU, true, "LM step b4n2048, matrix products in bf16 (autocast)",
+      bf16_products(lm_step(4, 2048, lm_gpu)));
+  add("block/fwdbwd/b2n8192-bf16", GPU, true, "the block b2n8192 fwd+bwd, matrix products in bf16 (autocast)",
+      bf16_products(module_pass<nn::ConditionalRoutedTransformerBlock>(true, {2, 8192, 512},
+                                                                        [] { return block(512, 1024, 8); })));
   // CPU
   for (bool eps : {false, true})
     for (bool bwd : {false, true})

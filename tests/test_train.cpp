@@ -162,6 +162,7 @@ TEST_CASE("train: settings out of range are rejected naming the flag") {
     CHECK_THROWS_WITH_AS(Trainer{c}, Contains(what), Error);
   };
   rejects([](TrainConfig& c) { c.steps = 0; }, "flag --steps: expected in [1, 1099511627776], got 0");
+  rejects([](TrainConfig& c) { c.precision = "fp16"; }, "flag --precision: expected fp32 or bf16, got \"fp16\"");
   rejects([](TrainConfig& c) { c.lr = -1; }, "flag --lr: expected a finite value in (0, 1000], got -1");
   rejects([](TrainConfig& c) { c.batch_size = 0; }, "flag --batch-size: expected in [1, 65536], got 0");
   rejects([](TrainConfig& c) { c.grad_accum = 0; }, "flag --grad-accum: expected in [1, 65536]");
@@ -423,4 +424,27 @@ TEST_CASE("train on the GPU: running out of memory is an error with a message, n
   CHECK(r.status == 1);
   CHECK(r.output.find("out of memory") != std::string::npos);
   CHECK(r.output.find("--batch-size") != std::string::npos);
+}
+
+TEST_CASE("train: --precision bf16 runs the products under autocast, close to fp32, and resumes in either") {
+  TrainConfig c = tiny_recall("/tmp/colt5_test_train_precision");
+  std::vector<double> losses[2];
+  for (int i = 0; i < 2; ++i) {
+    c.precision = i == 0 ? "fp32" : "bf16";
+    Trainer t(c);
+    for (int s = 0; s < 3; ++s) losses[i].push_back(t.train_step().loss);
+  }
+  for (int s = 0; s < 3; ++s) {
+    CAPTURE(s);
+    // bfloat16 operands change the loss in its third digit at most here, and do change it.
+    CHECK(losses[1][size_t(s)] == doctest::Approx(losses[0][size_t(s)]).epsilon(1e-2));
+    CHECK(losses[1][size_t(s)] != losses[0][size_t(s)]);
+  }
+  // The precision is a running setting: a bf16 checkpoint's config resumes under fp32.
+  TrainConfig ck = c;
+  ck.precision = "bf16";
+  TrainConfig now = c;
+  now.precision = "fp32";
+  CHECK(now.resume_mismatch(ck) == "");
+  CHECK(TrainConfig::from_json(ck.to_json()).precision == "bf16");
 }

@@ -5,8 +5,13 @@
 // by viewing them as [1, k] / [k, 1] and putting the dropped dims back on g first.
 // linear(x, W, b) = x @ W^T + b with x [..., in], W [out, in]:
 //   dx = g @ W          dW = g^T @ x   (over all rows of x at once)   db = sum of g over all but the last dim
+// Under autocast (core/autocast.h) the same formulas run with every product's operands rounded
+// to the 16-bit dtype (the saved A and B are kept as 16-bit copies, g is rounded when the
+// backward runs), results and gradients in float32. `Product` says which way an op goes.
 #include "autograd/node.h"
 #include "autograd/ops.h"
+#include "core/autocast.h"
+#include "core/ops/copy.h"
 #include "core/ops/linalg.h"
 
 namespace colt5 {
@@ -26,27 +31,65 @@ Tensor full_grad(const Tensor& g, bool a_vec, bool b_vec) {
   return g.reshape(s);
 }
 
+// How an op's products run: in the operands' own dtype (lowp == Float32 here meaning "as they
+// are", the backward's products differentiable, for higher-order gradients) or under autocast
+// (lowp a 16-bit dtype: operands rounded, raw float32-accumulating products).
+struct Product {
+  DType lowp = DType::Float32;
+
+  // Autocast applies to products of float32 operands while a guard is on.
+  static Product for_operands(std::initializer_list<Tensor> ts) {
+    Product p;
+    const DType d = autocast_dtype();
+    if (d == DType::Float32) return p;
+    for (const Tensor& t : ts)
+      if (t.defined() && t.dtype() != DType::Float32) return p;
+    p.lowp = d;
+    return p;
+  }
+  bool autocast() const { return lowp != DType::Float32; }
+  const char* name(const char* op, const char* autocast_name) const { return autocast() ? autocast_name : op; }
+  // What the op computes with and the backward keeps: a detached (16-bit) copy.
+  Tensor operand(const Tensor& t) const { return autocast() ? ops::to_dtype(t, lowp) : t.detach(); }
+  Tensor matmul(const Tensor& x, const Tensor& y) const {
+    if (!autocast()) {
+      AutocastGuard off(DType::Float32);  // a float32 forward keeps a float32 backward
+      return colt5::matmul(x, y);
+    }
+    return ops::matmul(ops::to_dtype(x, lowp), ops::to_dtype(y, lowp));
+  }
+  Tensor bmm(const Tensor& x, const Tensor& y) const {
+    if (!autocast()) {
+      AutocastGuard off(DType::Float32);
+      return colt5::bmm(x, y);
+    }
+    return ops::bmm(ops::to_dtype(x, lowp), ops::to_dtype(y, lowp));
+  }
+};
+
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
-  Tensor out = ops::matmul(a, b);
+  const Product p = Product::for_operands({a, b});
+  const Tensor ad = p.operand(a), bd = p.operand(b);
+  Tensor out = ops::matmul(ad, bd);
+  Tensor a2 = as_matrix_a(ad), b2 = as_matrix_b(bd);
   if (!autograd::any_requires_grad({a, b})) return out;
   const bool need_a = a.requires_grad(), need_b = b.requires_grad();
   const bool a_vec = a.dim() == 1, b_vec = b.dim() == 1;
-  Tensor a2 = as_matrix_a(a.detach()), b2 = as_matrix_b(b.detach());
   Shape sa = a.shape(), sb = b.shape();
-  return record("matmul", out, {a, b}, [=](const Tensor& grad) -> TensorList {
+  return record(p.name("matmul", "matmul (autocast)"), out, {a, b}, [=](const Tensor& grad) -> TensorList {
     Tensor g = full_grad(grad, a_vec, b_vec);  // [batch..., n, m]
     Tensor ga, gb;
-    if (need_a) ga = sum_to(matmul(g, b2.transpose(-1, -2)), a2.shape()).reshape(sa);
+    if (need_a) ga = sum_to(p.matmul(g, b2.transpose(-1, -2)), a2.shape()).reshape(sa);
     if (need_b) {
       if (b2.dim() == 2 && g.dim() > 2) {
         // b shared by every batch (so a has g's batch dims): one GEMM over all rows,
         // [k, P*n] @ [P*n, m], instead of P products summed afterwards.
         const int64_t k = a2.size(-1), m = b2.size(-1);
-        gb = matmul(a2.reshape({-1, k}).t(), g.reshape({-1, m})).reshape(sb);
+        gb = p.matmul(a2.reshape({-1, k}).t(), g.reshape({-1, m})).reshape(sb);
       } else {
-        gb = sum_to(matmul(a2.transpose(-1, -2), g), b2.shape()).reshape(sb);
+        gb = sum_to(p.matmul(a2.transpose(-1, -2), g), b2.shape()).reshape(sb);
       }
     }
     return {ga, gb};
@@ -54,27 +97,29 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor bmm(const Tensor& a, const Tensor& b) {
-  Tensor out = ops::bmm(a, b);
+  const Product p = Product::for_operands({a, b});
+  Tensor ad = p.operand(a), bd = p.operand(b);
+  Tensor out = ops::bmm(ad, bd);
   if (!autograd::any_requires_grad({a, b})) return out;
   const bool need_a = a.requires_grad(), need_b = b.requires_grad();
-  Tensor ad = a.detach(), bd = b.detach();
-  return record("bmm", out, {a, b}, [=](const Tensor& g) -> TensorList {
-    return {need_a ? bmm(g, bd.transpose(1, 2)) : Tensor(), need_b ? bmm(ad.transpose(1, 2), g) : Tensor()};
+  return record(p.name("bmm", "bmm (autocast)"), out, {a, b}, [=](const Tensor& g) -> TensorList {
+    return {need_a ? p.bmm(g, bd.transpose(1, 2)) : Tensor(), need_b ? p.bmm(ad.transpose(1, 2), g) : Tensor()};
   });
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  Tensor out = ops::linear(x, weight, bias);
+  const Product p = Product::for_operands({x, weight, bias});
+  Tensor xd = p.operand(x), wd = p.operand(weight);
+  Tensor out = ops::linear(xd, wd, bias);
   if (!autograd::any_requires_grad({x, weight, bias})) return out;
   const bool need_x = x.requires_grad(), need_w = weight.requires_grad(), need_b = bias.requires_grad();
-  Tensor xd = x.detach(), wd = weight.detach();
   const int64_t in = weight.size(1), nout = weight.size(0);
-  return record("linear", out, {x, weight, bias}, [=](const Tensor& g) -> TensorList {
+  return record(p.name("linear", "linear (autocast)"), out, {x, weight, bias}, [=](const Tensor& g) -> TensorList {
     // g [..., out]
     Tensor gx, gw, gb;
-    if (need_x) gx = matmul(g, wd);  // [..., in]
+    if (need_x) gx = p.matmul(g, wd);  // [..., in]
     Tensor g_rows = g.reshape({-1, nout});  // [rows, out]
-    if (need_w) gw = matmul(g_rows.t(), xd.reshape({-1, in}));  // [out, in]
+    if (need_w) gw = p.matmul(g_rows.t(), xd.reshape({-1, in}));  // [out, in]
     if (need_b) gb = sum(g_rows, {0});  // [out]
     return {gx, gw, gb};
   });

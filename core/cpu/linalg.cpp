@@ -9,6 +9,7 @@
 #include <climits>
 #include <type_traits>
 
+#include "core/ops/copy.h"
 #include "core/ops/linalg.h"
 
 #ifdef COLT5_HAVE_OPENBLAS
@@ -64,10 +65,14 @@ void gemm_blas_t(const Tensor& a, const Tensor& b, Tensor& c, const GemmLayout& 
 }
 #endif
 
+// 16-bit operands, widened to float32 (exact): the product is then the float32 one.
+Tensor widened(const Tensor& t) { return is_half(t.dtype()) ? ops::to_dtype(t, DType::Float32) : t; }
+
 }  // namespace
 
 void gemm_reference(const Tensor& a, const Tensor& b, Tensor& c) {
-  visit_floating(c.dtype(), "gemm_reference", [&]<class T>() { gemm_reference_t<T>(a, b, c); });
+  const Tensor aw = widened(a), bw = widened(b);
+  visit_floating(c.dtype(), "gemm_reference", [&]<class T>() { gemm_reference_t<T>(aw, bw, c); });
 }
 
 bool gemm_uses_openblas() {
@@ -78,7 +83,8 @@ bool gemm_uses_openblas() {
 #endif
 }
 
-void gemm(const Tensor& a, const Tensor& b, Tensor& c) {
+void gemm(const Tensor& a_in, const Tensor& b_in, Tensor& c) {
+  const Tensor a = widened(a_in), b = widened(b_in);
 #ifdef COLT5_HAVE_OPENBLAS
   const int64_t n = c.size(1), m = c.size(2), k = a.size(2);
   const GemmLayout la = gemm_layout(n, k, a.stride(1), a.stride(2));

@@ -20,6 +20,8 @@
 
 namespace colt5 {
 
+DType gemm_result_dtype(DType operands) { return is_half(operands) ? DType::Float32 : operands; }
+
 GemmLayout gemm_layout(int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride) {
   GemmLayout l;
   // Row-major ("N"): elements of a row adjacent, rows at least `cols` apart. A size-1 dim's
@@ -44,12 +46,16 @@ namespace ops {
 
 namespace {
 
+// Operands of a product: defined, of one floating dtype (float32, float64, or a 16-bit one,
+// whose product accumulates and returns float32), on one device.
 void check_operands(const Tensor& a, const Tensor& b, const char* op, const char* name_a, const char* name_b) {
   COLT5_CHECK(a.defined(), op, ": argument '", name_a, "' is undefined");
   COLT5_CHECK(b.defined(), op, ": argument '", name_b, "' is undefined");
-  check_floating(a, op, name_a);
-  check_floating(b, op, name_b);
-  check_same_dtype(a, b, op, name_a, name_b);
+  for (const auto& [t, name] : {std::pair{&a, name_a}, std::pair{&b, name_b}})
+    COLT5_CHECK(t->is_floating_point() || is_half(t->dtype()), op, ": argument '", name,
+                "' expected a floating dtype (float32, float64, bfloat16 or float16), got ", dtype_name(t->dtype()));
+  COLT5_CHECK(a.dtype() == b.dtype(), op, ": arguments '", name_a, "' and '", name_b,
+              "' expected the same dtype, got ", dtype_name(a.dtype()), " and ", dtype_name(b.dtype()));
   check_same_device({a, b}, op);
 }
 
@@ -79,7 +85,7 @@ Tensor gemm(const Tensor& a, const Tensor& b, const char* op) {
   COLT5_CHECK(a.size(2) == b.size(1), op, ": argument 'b' expected size ", a.size(2),
               " in dim 1 (to match a's size in dim 2), got ", b.size(1));
   const int64_t B = a.size(0), n = a.size(1), k = a.size(2), m = b.size(2);
-  Tensor c = Tensor::empty({B, n, m}, a.dtype(), a.device());
+  Tensor c = Tensor::empty({B, n, m}, gemm_result_dtype(a.dtype()), a.device());
   if (c.numel() == 0) return c;
   if (k == 0) {  // an empty sum
     fill_(c, 0.0);
@@ -144,7 +150,9 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
               " in dim 1 (to match x's size ", in, " in dim -1), got ", weight.size(1), " (weight ", weight.shape(),
               ")");
   if (bias.defined()) {
-    check_same_dtype(x, bias, op, "x", "bias");
+    const DType want = gemm_result_dtype(x.dtype());  // the bias is added to the float32 result of 16-bit operands
+    COLT5_CHECK(bias.dtype() == want, op, ": argument 'bias' expected dtype ", dtype_name(want), " (the product's, for x ",
+                dtype_name(x.dtype()), "), got ", dtype_name(bias.dtype()));
     check_same_device({x, bias}, op);
     COLT5_CHECK(bias.shape() == Shape{out}, op, ": argument 'bias' expected shape [", out,
                 "] (weight's dim 0), got ", bias.shape());

@@ -6,7 +6,9 @@
 // ---- The gemm slot contract (CPU here; a cuBLAS kernel implements the same one) ----
 //   gemm(a, b, c):  c[p] = a[p] @ b[p]  for p < B, row-major,
 //     a: [B, n, k]   b: [B, k, m]   c: [B, n, m] contiguous, freshly allocated (overwritten)
-//     same floating dtype (float32 or float64), same device; n, m, k >= 1, B >= 1.
+//     a and b of one floating dtype, same device; n, m, k >= 1, B >= 1. c is of that dtype for
+//     float32 and float64; for bfloat16 / float16 operands c is float32 and the products are
+//     accumulated in float32 at least (mixed precision: what autocast uses, core/autocast.h).
 //   The batch dim of a and b may have any stride, 0 included (one matrix shared by every batch).
 //   Each matrix of a and b is "BLAS-shaped" (see gemm_layout): unit stride in one of its last
 //   two dims and a leading dimension that keeps rows (or columns) apart. A matrix with unit
@@ -19,6 +21,8 @@
 //   Result order: every c element is one dot product over k in a fixed order per kernel (no
 //   atomics), so results are deterministic for a given kernel and build.
 //
+// 16-bit operands: the CPU widens them to float32 (exactly) and multiplies in float32; cuBLAS
+// takes them as they are (cublasGemmEx, CUBLAS_COMPUTE_32F, tensor cores).
 // cpu::gemm calls cblas_sgemm / cblas_dgemm once per batch when the build found OpenBLAS
 // (COLT5_HAVE_OPENBLAS), else cpu::gemm_reference. cpu::gemm_reference is the always-compiled
 // triple loop (float accumulated in double) that the tests compare OpenBLAS against; it accepts
@@ -40,6 +44,9 @@ struct GemmLayout {
   int64_t ld = 1;
 };
 GemmLayout gemm_layout(int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride);
+
+// The dtype of a product of two `operands` tensors: float32 for the 16-bit dtypes, else the same.
+DType gemm_result_dtype(DType operands);
 
 namespace cpu {
 void gemm(const Tensor& a, const Tensor& b, Tensor& c);

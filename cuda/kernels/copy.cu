@@ -1,4 +1,7 @@
 // CUDA kernels for copy (strided, with dtype cast) and fill. Contract: core/ops/copy.h.
+// Every dtype, the 16-bit ones included: conversions go through core/half.h's convert, the same
+// code the CPU kernels use, so both give the same bits.
+#include "core/half.h"
 #include "core/ops/copy.h"
 #include "cuda/kernels/common.cuh"
 
@@ -11,7 +14,7 @@ __global__ void copy_kernel(const S* src, Geom gs, D* dst, Geom gd, int64_t n, b
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t so = contiguous ? i : offset_of(gs, i);
     const int64_t d = contiguous ? i : offset_of(gd, i);
-    dst[d] = static_cast<D>(src[so]);
+    dst[d] = convert<D>(src[so]);
   }
 }
 
@@ -38,8 +41,8 @@ void copy(const Tensor& src, Tensor& dst) {
       return;
     }
   }
-  visit_all(src.dtype(), [&]<class S>() {
-    visit_all(dst.dtype(), [&]<class D>() {
+  visit_storage(src.dtype(), [&]<class S>() {
+    visit_storage(dst.dtype(), [&]<class D>() {
       copy_kernel<S, D><<<grid_for(n), 256, 0, s>>>(static_cast<const S*>(src.raw_data()), gs,
                                                     static_cast<D*>(dst.raw_data()), gd, n, contiguous);
     });
@@ -52,8 +55,8 @@ void fill(Tensor& dst, double value) {
   if (n == 0) return;
   cudaStream_t s = stream_for(dst);
   Geom g = make_geom(dst);
-  visit_all(dst.dtype(), [&]<class D>() {
-    fill_kernel<D><<<grid_for(n), 256, 0, s>>>(static_cast<D*>(dst.raw_data()), g, n, static_cast<D>(value));
+  visit_storage(dst.dtype(), [&]<class D>() {
+    fill_kernel<D><<<grid_for(n), 256, 0, s>>>(static_cast<D*>(dst.raw_data()), g, n, convert<D>(value));
   });
   COLT5_CHECK_LAUNCH("fill_kernel", s);
 }

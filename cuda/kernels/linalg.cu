@@ -15,7 +15,8 @@
 //
 // Precision: float32 products use full float32 arithmetic unless colt5::allow_tf32() is on, in
 // which case the handle's math mode is switched to TF32 tensor cores for the call (and restored
-// afterwards). float64 always runs in float64. cuBLAS gives bit-identical results run to run for
+// afterwards). float64 always runs in float64. bfloat16 / float16 operands run on tensor cores
+// with float32 accumulation and a float32 result. cuBLAS gives bit-identical results run to run for
 // the same problem on the same GPU (its default atomics mode is off), so this is deterministic.
 #include <type_traits>
 
@@ -77,6 +78,25 @@ void gemm_t(cublasHandle_t h, const Tensor& a, const Tensor& b, Tensor& c, const
                                               sc, B));
 }
 
+// 16-bit operands, float32 result: cublasGemmEx with float32 compute (the tensor cores
+// multiply the 16-bit values exactly and accumulate in float32).
+void gemm_half(cublasHandle_t h, const Tensor& a, const Tensor& b, Tensor& c, const GemmLayout& la,
+               const GemmLayout& lb) {
+  const int64_t B = c.size(0), n = c.size(1), m = c.size(2), k = a.size(2);
+  const cudaDataType_t t = a.dtype() == DType::BFloat16 ? CUDA_R_16BF : CUDA_R_16F;
+  const float one = 1.0f, zero = 0.0f;
+  const cublasOperation_t opa = op_of(lb), opb = op_of(la);  // cuBLAS operands: b first, then a
+  if (B == 1) {
+    CUBLAS_CHECK(cublasGemmEx_64(h, opa, opb, m, n, k, &one, b.raw_data(), t, lb.ld, a.raw_data(), t, la.ld, &zero,
+                                 c.raw_data(), CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return;
+  }
+  const long long sa = a.stride(0), sb = b.stride(0), sc = n * m;
+  CUBLAS_CHECK(cublasGemmStridedBatchedEx_64(h, opa, opb, m, n, k, &one, b.raw_data(), t, lb.ld, sb, a.raw_data(), t,
+                                             la.ld, sa, &zero, c.raw_data(), CUDA_R_32F, m, sc, B, CUBLAS_COMPUTE_32F,
+                                             CUBLAS_GEMM_DEFAULT));
+}
+
 }  // namespace
 
 void gemm(const Tensor& a, const Tensor& b, Tensor& c) {
@@ -101,6 +121,13 @@ void gemm(const Tensor& a, const Tensor& b, Tensor& c) {
   COLT5_CHECK(lb.ok, op, ": argument 'b' expected a BLAS-shaped operand (unit stride in one of its last two dims), "
                          "got strides ", b.strides());
   cublasHandle_t h = context(c.device().index).cublas;  // bound to the device's stream s
+  if (is_half(a.dtype())) {
+    COLT5_CHECK(c.dtype() == DType::Float32, op, ": argument 'c' expected float32 for ", dtype_name(a.dtype()),
+                " operands, got ", dtype_name(c.dtype()));
+    gemm_half(h, a, b, c, la, lb);
+    profile_mark("cublas gemm (16-bit)", s);
+    return;
+  }
   visit_floating(c.dtype(), op, [&]<class T>() {
     if constexpr (std::is_same_v<T, float>) {
       MathModeScope mode(h, allow_tf32() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);

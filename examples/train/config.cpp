@@ -102,6 +102,8 @@ void TrainConfig::validate() const {
   check_real(val_fraction, 0, 1, true, true, "val_fraction");
   COLT5_CHECK(device == "auto" || device == "cpu" || device == "cuda", "flag --device: expected auto, cpu or cuda, got \"",
               device, "\"");
+  COLT5_CHECK(precision == "fp32" || precision == "bf16", "flag --precision: expected fp32 or bf16, got \"", precision,
+              "\"");
   COLT5_CHECK(!out_dir.empty(), "flag --out: expected a directory, got an empty string");
   check_min(eval_every, 0, "eval_every");
   check_range(eval_batches, 1, L::kEvalBatches, "eval_batches");
@@ -166,7 +168,8 @@ std::string TrainConfig::resume_mismatch(const TrainConfig& ck) const {
   // Settings that may differ: how long to run (the schedule follows the new total), where, and
   // how often to log, evaluate and save.
   // data_path may change too: the file is identified by data_size and data_hash, which must agree.
-  static const char* free_fields[] = {"steps", "device", "out_dir", "eval_every", "eval_batches", "checkpoint_every",
+  // The precision too: the master weights and optimizer state are float32 either way.
+  static const char* free_fields[] = {"steps", "device", "precision", "out_dir", "eval_every", "eval_batches", "checkpoint_every",
                                       "checkpoint_minutes", "log_every", "data_path"};
   nlohmann::json a = to_json(), b = ck.to_json();
   for (const char* k : free_fields) a.erase(k), b.erase(k);

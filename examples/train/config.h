@@ -51,6 +51,8 @@ struct TrainConfig {
 
   // ---- running (may change when a run is resumed) ----
   std::string device = "auto";  // "auto" (cuda when there is a GPU) | "cpu" | "cuda"
+  std::string precision = "fp32"; // "fp32" | "bf16": autocast of the matrix products (core/autocast.h);
+                                  //   parameters, optimizer state and everything else stay float32
   std::string out_dir = "runs/colt5";
   int64_t eval_every = 100;     // 0 = only at the end
   int64_t eval_batches = 8;
@@ -77,6 +79,7 @@ struct TrainConfig {
     f("steps", c.steps), f("batch_size", c.batch_size), f("grad_accum", c.grad_accum), f("lr", c.lr);
     f("min_lr", c.min_lr), f("warmup", c.warmup), f("weight_decay", c.weight_decay), f("beta1", c.beta1);
     f("beta2", c.beta2), f("clip", c.clip), f("seed", c.seed), f("device", c.device), f("out_dir", c.out_dir);
+    f("precision", c.precision);
     f("eval_every", c.eval_every), f("eval_batches", c.eval_batches), f("checkpoint_every", c.checkpoint_every);
     f("checkpoint_minutes", c.checkpoint_minutes), f("log_every", c.log_every);
   }

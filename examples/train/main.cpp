@@ -87,6 +87,10 @@ void add_flags(CLI::App& app, TrainConfig& c, std::string& resume, bool& quiet_b
                  "also save when this many minutes have passed since the last save (0 = off)");
   app.add_option("--log-every", c.log_every, "without a terminal: a progress line every N steps (0 = about 100 lines)");
   app.add_option("--resume", resume, "continue from a checkpoint (model, task and optimizer settings come from it)");
+  app.add_option("--precision", c.precision,
+                 "fp32, or bf16: matrix products with bfloat16 operands and float32 accumulation (autocast); "
+                 "weights, optimizer and the rest stay float32, a checkpoint resumes in either")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   app.add_option("--cuda-graph", cuda_graph,
                  "auto (on with a GPU), on or off: capture the training step as a CUDA graph after two warm-up steps "
                  "and replay it (the same losses, less host time per step)");

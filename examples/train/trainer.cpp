@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "autograd/ops.h"
+#include "core/autocast.h"
 #include "core/backend.h"
 #include "core/ops/copy.h"
 #include "nn/json_read.h"
@@ -80,18 +81,32 @@ void Trainer::set_cuda_graph(bool on) {
   if (!on) graph_.reset();
 }
 
-std::vector<nn::Batch> Trainer::train_batches(bool to_device) const {
+std::vector<nn::Batch> Trainer::train_batches(int64_t step, bool to_device) const {
   std::vector<nn::Batch> batches;
   for (int64_t i = 0; i < cfg_.grad_accum; ++i)
-    batches.push_back(make_batch(nn::Split::Train, static_cast<uint64_t>(step_ * cfg_.grad_accum + i), to_device));
+    batches.push_back(make_batch(nn::Split::Train, static_cast<uint64_t>(step * cfg_.grad_accum + i), to_device));
   return batches;
+}
+
+void Trainer::stage_graph_batches(int64_t step) {
+  const std::vector<nn::Batch> host = train_batches(step, false);
+  for (size_t i = 0; i < host.size(); ++i) {
+    ops::copy_(graph_batches_[i].inputs, host[i].inputs);  // in place: the graph reads these addresses
+    ops::copy_(graph_batches_[i].targets, host[i].targets);
+  }
+  staged_step_ = step;
+}
+
+Tensor Trainer::forward(const Tensor& inputs) const {
+  AutocastGuard guard(cfg_.precision == "bf16" ? DType::BFloat16 : DType::Float32);
+  return model_->forward(inputs);
 }
 
 Tensor Trainer::step_on(const std::vector<nn::Batch>& batches) {
   const double k = static_cast<double>(batches.size());
   Tensor loss_sum;
   for (const nn::Batch& b : batches) {
-    const Tensor loss = loss_of(model_->forward(b.inputs), b.targets);
+    const Tensor loss = loss_of(forward(b.inputs), b.targets);
     (loss * (1.0 / k)).backward();
     const Tensor l64 = loss.detach().to(DType::Float64) / k;
     loss_sum = loss_sum.defined() ? loss_sum + l64 : l64;
@@ -122,7 +137,8 @@ StepStats Trainer::finish_step(const Tensor& stats, const std::vector<nn::Batch>
 
 // Capture the step on the tensors of graph_batches_; false (graph_status_ says why) if it fails.
 bool Trainer::try_capture() {
-  graph_batches_ = train_batches(true);  // fresh device tensors, kept: the graph reads them
+  graph_batches_ = train_batches(step_, true);  // fresh device tensors, kept: the graph reads them
+  staged_step_ = step_;
   opt_->stage_lr();  // the capture's step() must find the learning rate staged already
   try {
     graph_ = capture_graph(device_, [&] { graph_stats_ = step_on(graph_batches_); });
@@ -148,19 +164,19 @@ StepStats Trainer::train_step() {
   if (graph_wanted_ && !graph_ && eager_steps_ >= kWarmup) try_capture();
   if (graph_) {
     if (!graph_fresh_) {  // the capture itself prepared the first replay's batches and lr
-      const std::vector<nn::Batch> host = train_batches(false);
-      for (size_t i = 0; i < host.size(); ++i) {
-        ops::copy_(graph_batches_[i].inputs, host[i].inputs);  // in place: the graph reads these addresses
-        ops::copy_(graph_batches_[i].targets, host[i].targets);
-      }
+      if (staged_step_ != step_) stage_graph_batches(step_);
       opt_->stage_lr();
     }
     graph_->replay();
     if (!graph_fresh_) opt_->count_replayed_step();
     graph_fresh_ = false;
+    // The next step's batches are made on the host while the GPU runs this one, and their copies
+    // queued behind the replay (stream order: they land after it has read this step's). The
+    // batches depend only on the step number, so a step that does not come costs host work only.
+    stage_graph_batches(step_ + 1);
     return finish_step(graph_stats_, graph_batches_, lr, t0, true);
   }
-  const std::vector<nn::Batch> batches = train_batches(true);
+  const std::vector<nn::Batch> batches = train_batches(step_, true);
   const Tensor stats = step_on(batches);
   ++eager_steps_;
   return finish_step(stats, batches, lr, t0, false);
@@ -175,7 +191,7 @@ EvalResult Trainer::evaluate(bool heavy, std::optional<int64_t> batches) {
   const int64_t nb = batches.value_or(cfg_.eval_batches);
   for (int64_t i = 0; i < nb; ++i) {
     const nn::Batch b = make_batch(nn::Split::Val, static_cast<uint64_t>(i));
-    const Tensor logits = model_->forward(b.inputs);
+    const Tensor logits = forward(b.inputs);
     r.loss += loss_of(logits, b.targets).item_double() / static_cast<double>(nb);
     if (recall_) {
       const auto pred = argmax(logits, -1).to(kCPU).contiguous().to_vector<int64_t>();

@@ -109,11 +109,15 @@ public:
 private:
   nn::Batch make_batch(nn::Split split, uint64_t index, bool to_device = true) const;
   Tensor loss_of(const Tensor& logits, const Tensor& targets) const;
+  // The model's forward in the run's precision (--precision bf16: under an autocast guard).
+  Tensor forward(const Tensor& inputs) const;
   // The step's work on given micro-batches: forward, backward, clipping, AdamW, zero_grad; returns
   // float64 [2] = {mean loss, gradient norm} on the device (nothing is read back).
   Tensor step_on(const std::vector<nn::Batch>& batches);
-  // This step's micro-batches (on the device, or as made on the host).
-  std::vector<nn::Batch> train_batches(bool to_device) const;
+  // The micro-batches of step `step` (on the device, or as made on the host).
+  std::vector<nn::Batch> train_batches(int64_t step, bool to_device) const;
+  // Make step `step`'s micro-batches on the host and queue their copies into graph_batches_.
+  void stage_graph_batches(int64_t step);
   StepStats finish_step(const Tensor& stats, const std::vector<nn::Batch>& batches, double lr,
                         std::chrono::steady_clock::time_point t0, bool graphed);
   bool try_capture();
@@ -133,6 +137,7 @@ private:
   std::vector<nn::Batch> graph_batches_;
   Tensor graph_stats_;
   bool graph_fresh_ = false;  // captured but not yet replayed: the capture's step() counted it
+  int64_t staged_step_ = -1;  // the step whose batches graph_batches_ hold (or will, in stream order)
   std::string graph_status_;
 };
 
